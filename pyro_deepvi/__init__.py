@@ -1,0 +1,37 @@
+"""pyro-deepvi: deep latent-variable models as Pyro programs, with swappable guides and objectives.
+
+The public API is small: the registries (``MODELS``, ``GUIDES``, ``OBJECTIVES``,
+``DATASETS``), ``load`` for data, ``train`` and ``TrainConfig`` for runs, and
+``evaluate`` for a trained run directory.
+"""
+
+import pyro
+
+# Parameters of PyroModules live in their modules, not in Pyro's global param
+# store: two models in one process (a comparison, a test) never share a name.
+pyro.settings.set(module_local_params=True)
+
+from . import guides, models, objectives  # noqa: E402  (registers the built-in components)
+from .data import load  # noqa: E402
+from .engine import TrainConfig, restore, train  # noqa: E402
+from .evaluation import evaluate_run  # noqa: E402
+from .registry import DATASETS, GUIDES, MODELS, OBJECTIVES  # noqa: E402
+
+
+def evaluate(run_dir, num_particles=None, device="auto"):
+    """Evaluate a run directory from its ``config.json`` and ``checkpoint.pt`` alone."""
+    config, components = restore(run_dir, device)
+    return evaluate_run(run_dir, components, config, num_particles)
+
+
+__all__ = [
+    "DATASETS",
+    "GUIDES",
+    "MODELS",
+    "OBJECTIVES",
+    "TrainConfig",
+    "evaluate",
+    "load",
+    "restore",
+    "train",
+]

@@ -1,0 +1,186 @@
+"""The ``pyro-deepvi`` command: ``list``, ``train``, ``eval``, ``compare``.
+
+Examples::
+
+    pyro-deepvi list
+    pyro-deepvi train                                   # dlgm on mnist5k, prints test log p(x)
+    pyro-deepvi train dlgm --guide rank_one --objective iwae --particles 5 --out runs/iwae5
+    pyro-deepvi eval runs/iwae5 --particles 5000
+    pyro-deepvi compare dlgm --guides diag,rank_one --objectives elbo,iwae --epochs 50
+"""
+
+import argparse
+import itertools
+import json
+import sys
+from pathlib import Path
+
+from . import DATASETS, GUIDES, MODELS, OBJECTIVES, TrainConfig, evaluate, train
+from .run_dir import write_json_atomic
+
+
+def _dims(text):
+    try:
+        return tuple(int(d) for d in text.split(",") if d.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 200,200, got {text!r}") from None
+
+
+def _names(text):
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def _key_value(text):
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+def _add_run_options(parser):
+    defaults = TrainConfig()
+    parser.add_argument("--data", default=defaults.data, help="data set (see `pyro-deepvi list`)")
+    parser.add_argument("--epochs", type=int, default=defaults.epochs)
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--lr", type=float, default=defaults.lr)
+    parser.add_argument("--particles", type=int, default=None, help="particles per data point (IWAE's k); default 1, or 5 for iwae")
+    parser.add_argument("--latent-dims", type=_dims, default=defaults.latent_dims, help="e.g. 50 or 100,50 (bottom to top)")
+    parser.add_argument("--hidden-dims", type=_dims, default=defaults.hidden_dims, help="e.g. 200,200 (empty string: linear)")
+    parser.add_argument(
+        "--model-arg", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
+        help="a model option, e.g. likelihood=\"gaussian\" or kappa=100 (repeatable)",
+    )
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--device", default=defaults.device, help="auto (cuda when present), cpu, cuda, cuda:1")
+    parser.add_argument("--eval-every", type=int, default=defaults.eval_every, help="epochs between validation passes (0: none)")
+    parser.add_argument("--test-particles", type=int, default=defaults.test_particles, help="k of the final IWAE-k log-likelihood")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars or per-epoch lines")
+
+
+def _config(args, model, guide, objective, out):
+    particles = args.particles or (5 if objective == "iwae" else 1)
+    return TrainConfig(
+        model=model, data=args.data, guide=guide, objective=objective, particles=particles,
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, latent_dims=args.latent_dims,
+        hidden_dims=args.hidden_dims, model_args=dict(args.model_arg), seed=args.seed, device=args.device,
+        out=out, eval_every=args.eval_every, test_particles=args.test_particles, progress=not args.no_progress,
+    )
+
+
+def _print_result(result):
+    print(f"test ELBO            {result['test_elbo']:.2f} nats")
+    print(
+        f"test log-likelihood  {result['test_log_likelihood']:.2f} ± {result['test_log_likelihood_stderr']:.2f} nats "
+        f"(IWAE, k = {result['num_particles']})"
+    )
+    units = ", ".join(f"{k} {v}" for k, v in result["active_units"].items())
+    print(f"active units         {units}")
+
+
+def cmd_list(args):
+    for title, registry in (("models", MODELS), ("guides", GUIDES), ("objectives", OBJECTIVES), ("data sets", DATASETS)):
+        print(f"{title}:")
+        for name in registry:
+            print(f"  {name:<18} {registry.summary(name)}")
+
+
+def cmd_train(args):
+    config = _config(args, args.model, args.guide, args.objective, args.out)
+    result = train(config)
+    print(f"run directory        {config.out}")
+    _print_result(result)
+
+
+def cmd_eval(args):
+    result = evaluate(args.run_dir, num_particles=args.particles, device=args.device)
+    print(f"wrote {Path(args.run_dir) / 'eval.json'}")
+    _print_result(result)
+
+
+def cmd_compare(args):
+    out = Path(args.out or f"runs/compare-{args.model}")
+    rows = []
+    for guide, objective in itertools.product(args.guides, args.objectives):
+        config = _config(args, args.model, guide, objective, str(out / f"{guide}-{objective}"))
+        print(f"== {guide} / {objective} (k = {config.particles})", flush=True)
+        result = train(config)
+        rows.append({"guide": guide, "objective": objective, "particles": config.particles, **result})
+    print()
+    print(f"{'guide':<10} {'objective':<16} {'k':>3} {'test ELBO':>10} {'test log p(x)':>14} {'active':>7}")
+    for r in rows:
+        print(
+            f"{r['guide']:<10} {r['objective']:<16} {r['particles']:>3} {r['test_elbo']:>10.2f} "
+            f"{r['test_log_likelihood']:>14.2f} {r['active_units']['total']:>7}"
+        )
+    write_json_atomic(rows, out / "compare.json")
+    _plot_comparison(rows, out / "compare.png")
+    print(f"wrote {out / 'compare.json'} and {out / 'compare.png'}")
+
+
+def _plot_comparison(rows, path):
+    from .evaluation.plots import plt
+
+    labels = [f"{r['guide']}\n{r['objective']}" for r in rows]
+    fig, ax = plt.subplots(figsize=(1.6 * len(rows) + 2, 4))
+    positions = range(len(rows))
+    ax.bar([p - 0.2 for p in positions], [r["test_elbo"] for r in rows], 0.4, label="test ELBO")
+    ax.bar([p + 0.2 for p in positions], [r["test_log_likelihood"] for r in rows], 0.4, label="test log p(x)")
+    low = min(r["test_elbo"] for r in rows)
+    high = max(r["test_log_likelihood"] for r in rows)
+    ax.set_ylim(low - 0.2 * (high - low) - 1, high + 0.2 * (high - low) + 1)
+    ax.set_xticks(list(positions), labels)
+    ax.set_ylabel("nats per data point")
+    ax.legend()
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+
+
+def make_parser():
+    parser = argparse.ArgumentParser(prog="pyro-deepvi", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("list", help="models, guides, objectives and data sets").set_defaults(run=cmd_list)
+
+    p = sub.add_parser("train", help="train a model; prints its test log-likelihood")
+    p.add_argument("model", nargs="?", default="dlgm")
+    p.add_argument("--guide", default=None, help="default: the model's own")
+    p.add_argument("--objective", default="elbo")
+    p.add_argument("--out", default=None, help="run directory (default runs/MODEL-GUIDE-OBJECTIVE); an existing one is resumed")
+    _add_run_options(p)
+    p.set_defaults(run=cmd_train)
+
+    p = sub.add_parser("eval", help="evaluate a run directory; writes RUN_DIR/eval.json")
+    p.add_argument("run_dir")
+    p.add_argument("--particles", type=int, default=None, help="k of IWAE-k (default: the run's test_particles)")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(run=cmd_eval)
+
+    p = sub.add_parser("compare", help="train every guide x objective pair with one data set, seed and budget")
+    p.add_argument("model", nargs="?", default="dlgm")
+    p.add_argument("--guides", type=_names, default=["diag", "rank_one"])
+    p.add_argument("--objectives", type=_names, default=["elbo", "iwae"])
+    p.add_argument("--out", default=None, help="directory of the runs (default runs/compare-MODEL)")
+    _add_run_options(p)
+    p.set_defaults(run=cmd_compare)
+    return parser
+
+
+def main(argv=None):
+    args = make_parser().parse_args(argv)
+    try:
+        args.run(args)
+    except (ValueError, KeyError, FileNotFoundError, ImportError, FloatingPointError) as e:
+        message = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"pyro-deepvi: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("pyro-deepvi: interrupted; the last checkpoint is intact, rerun the command to resume", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

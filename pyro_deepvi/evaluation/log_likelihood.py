@@ -1,0 +1,49 @@
+"""log p(x) by importance sampling: the IWAE bound L_k with large k (Burda et al., 2016).
+
+    log p(x) ≥ L_k = E[log (1/k) Σ_{i=1}^k p(x, h_i) / q(h_i | x)],  L_1 ≤ L_k ≤ L_m ≤ log p(x) for k ≤ m
+
+The k particles are drawn in chunks and combined with a streaming log-sum-exp,
+so memory stays bounded by ``chunk_size`` whatever k is. The same weights give
+the ELBO, E[log w], at no extra cost.
+"""
+
+import math
+
+import pyro
+import torch
+
+from ..importance import guess_max_plate_nesting, importance_traces, log_weights, total
+
+
+@torch.no_grad()
+def bounds(model, guide, data, num_particles=5000, chunk_size=500, batch_size=100, seed=0):
+    """Per-data-point ELBO and IWAE-k estimates of log p(x) over a data set.
+
+    :param model: the model's callable (e.g. ``vae.model``).
+    :param guide: the guide.
+    :param data: a :class:`~pyro_deepvi.data.Dataset` (on the model's device).
+    :returns: ``(elbo, log_likelihood)``, tensors of shape [N].
+    """
+    if num_particles < 1:
+        raise ValueError(f"num_particles must be at least 1, got {num_particles}")
+    elbos, log_liks = [], []
+    with torch.random.fork_rng(devices=[data.x.device] if data.x.is_cuda else []):
+        pyro.set_rng_seed(seed)
+        nesting = None
+        for start in range(0, len(data), batch_size):
+            index = torch.arange(start, min(start + batch_size, len(data)), device=data.x.device)
+            batch = data.batch(index)
+            batch.pop("index")
+            if nesting is None:
+                nesting = guess_max_plate_nesting(model, guide, (), batch)
+            log_sum, mean = None, 0.0
+            for done in range(0, num_particles, chunk_size):
+                k = min(chunk_size, num_particles - done)
+                traces = importance_traces(model, guide, k, nesting, kwargs=batch)
+                log_w = total(log_weights(*traces, nesting))
+                chunk = torch.logsumexp(log_w, 0)
+                log_sum = chunk if log_sum is None else torch.logaddexp(log_sum, chunk)
+                mean = mean + log_w.sum(0) / num_particles
+            elbos.append(mean)
+            log_liks.append(log_sum - math.log(num_particles))
+    return torch.cat(elbos), torch.cat(log_liks)

@@ -1,0 +1,57 @@
+"""Pictures of a run: model samples, reconstructions and training curves (matplotlib PNGs)."""
+
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+from pyro import poutine  # noqa: E402
+
+
+def image_shape(event_shape):
+    """(height, width) of a flattened square image, or ``None`` when it is not one."""
+    size = int(torch.Size(event_shape).numel())
+    side = math.isqrt(size)
+    return (side, side) if side * side == size else None
+
+
+def observation_mean(model, x, guide=None):
+    """E[x | h] of the model's ``x`` site: h from the prior, or from ``guide(x)`` to reconstruct."""
+    model_fn = poutine.uncondition(model)
+    if guide is not None:
+        guide_trace = poutine.trace(guide).get_trace(x)
+        model_fn = poutine.replay(model_fn, trace=guide_trace)
+    return poutine.trace(model_fn).get_trace(x).nodes["x"]["fn"].mean
+
+
+def save_image_grid(images, event_shape, path, title, columns=10):
+    shape = image_shape(event_shape)
+    if shape is None:
+        return False
+    images = images.detach().cpu().reshape(-1, *shape)
+    rows = math.ceil(len(images) / columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(columns, rows + 0.4), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, image in zip(axes.flat, images):
+        ax.imshow(image.numpy(), cmap="gray", vmin=0, vmax=1)
+    fig.suptitle(title)
+    fig.savefig(path, dpi=80, bbox_inches="tight")
+    plt.close(fig)
+    return True
+
+
+def save_curves(records, path):
+    """Train and validation bounds per epoch, from ``metrics.jsonl`` records."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    keys = sorted({k for r in records for k in r if k.startswith("valid_") or k in ("train_elbo", "train_bound")})
+    for key in keys:
+        points = [(r["epoch"], r[key]) for r in records if key in r]
+        ax.plot(*zip(*points), marker="." if key.startswith("valid_") else None, label=key)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("nats per data point")
+    ax.legend()
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)

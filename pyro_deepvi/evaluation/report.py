@@ -1,0 +1,47 @@
+"""Evaluate a trained run on its test split and write ``eval.json`` and the pictures."""
+
+from pathlib import Path
+
+import torch
+
+from ..data import load
+from ..run_dir import EVAL, read_metrics, write_json_atomic
+from .active_units import active_units
+from .log_likelihood import bounds
+from .plots import observation_mean, save_curves, save_image_grid
+
+
+def evaluate_run(run_dir, components, config, num_particles=None, seed=0):
+    """Test ELBO, IWAE-k log-likelihood and active units of a run; writes ``eval.json``.
+
+    :param run_dir: the run directory (pictures and ``eval.json`` go there).
+    :param components: the run's :class:`~pyro_deepvi.engine.Components`.
+    :param config: the run's :class:`~pyro_deepvi.engine.TrainConfig`.
+    :param int num_particles: k of the IWAE-k estimate (``config.test_particles`` by default).
+    """
+    run_dir = Path(run_dir)
+    num_particles = num_particles or config.test_particles
+    device = next(components.parameters()).device
+    test = load(config.data, "test").to(device)
+    model, guide = components.model.model, components.guide
+    components.eval()
+    elbo, log_lik = bounds(model, guide, test, num_particles, seed=seed)
+    result = {
+        "data": config.data,
+        "split": "test",
+        "num_data": len(test),
+        "test_elbo": float(elbo.mean()),
+        "test_log_likelihood": float(log_lik.mean()),
+        "test_log_likelihood_stderr": float(log_lik.std() / len(test) ** 0.5),
+        "num_particles": num_particles,
+        "active_units": active_units(guide, test, seed=seed),
+    }
+    write_json_atomic(result, run_dir / EVAL)
+    with torch.no_grad(), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        x = test.batch(torch.arange(min(50, len(test)), device=device))["x"]
+        save_image_grid(observation_mean(model, x), test.event_shape, run_dir / "samples.png", "samples, E[x | h], h ~ p(h)")
+        pairs = torch.stack([x[:25], observation_mean(model, x[:25], guide)], 1).reshape(50, -1)
+        save_image_grid(pairs, test.event_shape, run_dir / "reconstructions.png", "data | reconstruction")
+    save_curves(read_metrics(run_dir), run_dir / "curves.png")
+    return result

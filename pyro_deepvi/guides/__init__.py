@@ -1,0 +1,7 @@
+"""Swappable guides, registered by name in ``GUIDES``; any guide whose sites match a model fits it."""
+
+from . import flows, gaussian
+from .flows import IAFGuide
+from .gaussian import AmortizedGaussianGuide
+
+__all__ = ["AmortizedGaussianGuide", "IAFGuide", "flows", "gaussian"]

@@ -1,0 +1,116 @@
+"""Amortized Gaussian guides for any continuous-latent model.
+
+The recognition model of Rezende et al. (2014):
+
+    q(ξ | x) = Π_l N(ξ_l; μ_l(x), C_l(x))
+
+one shared encoder of x and one head per latent site of the model (its
+``latent_shapes``). The covariance is
+
+- ``diag``: C = diag(d);
+- ``rank_one``: C⁻¹ = D + uuᵀ (:class:`~pyro_deepvi.distributions.RankOnePrecisionNormal`,
+  O(k) per sample);
+- ``full``: C = LLᵀ with L lower triangular (Cholesky).
+"""
+
+import pyro
+import pyro.distributions as dist
+import torch
+from pyro.nn import PyroModule
+from torch import nn
+from torch.nn.functional import softplus
+
+from ..distributions import RankOnePrecisionNormal
+from ..models.base import data_plate, flat_dim
+from ..nn import MLP
+from ..registry import GUIDES
+
+
+def _latent_shapes(model):
+    shapes = getattr(model, "latent_shapes", None)
+    if not shapes:
+        raise ValueError(
+            f"{type(model).__name__} does not describe its latent sites (``latent_shapes``), "
+            "so a generic guide cannot be built for it; use the model's own guide"
+        )
+    for name, shape in shapes.items():
+        if len(shape) != 1:
+            raise ValueError(f"latent site {name!r} must be a vector for a Gaussian guide, got shape {tuple(shape)}")
+    return shapes
+
+
+class Encoder(nn.Module):
+    """x -> features, the shared trunk of an amortized guide (an MLP with a final activation)."""
+
+    def __init__(self, data_shape, hidden_dims):
+        super().__init__()
+        if not hidden_dims:
+            raise ValueError("an amortized guide needs at least one hidden layer in hidden_dims")
+        self.net = nn.Sequential(MLP(flat_dim(data_shape), hidden_dims[:-1], hidden_dims[-1]), nn.Tanh())
+        self.out_dim = hidden_dims[-1]
+
+    def forward(self, x):
+        return self.net(x.reshape(x.shape[0], -1))
+
+
+def _num_params(covariance, k):
+    return {"diag": 2 * k, "rank_one": 3 * k, "full": k + k * (k + 1) // 2}[covariance]
+
+
+class AmortizedGaussianGuide(PyroModule):
+    """q(h_l | x) = N(μ_l(x), C_l(x)) for every latent site of ``model``, independent given x.
+
+    :param model: a model with ``latent_shapes``, ``data_shape`` and ``num_data``.
+    :param hidden_dims: widths of the encoder's hidden layers.
+    :param str covariance: ``"diag"``, ``"rank_one"`` or ``"full"``.
+    """
+
+    def __init__(self, model, hidden_dims=(200, 200), covariance="diag"):
+        super().__init__()
+        if covariance not in ("diag", "rank_one", "full"):
+            raise ValueError(f"covariance must be 'diag', 'rank_one' or 'full', got {covariance!r}")
+        self.covariance = covariance
+        self.latent_shapes = _latent_shapes(model)
+        self.num_data = model.num_data
+        self.encoder = Encoder(model.data_shape, hidden_dims)
+        self.heads = nn.ModuleDict(
+            (name, nn.Linear(self.encoder.out_dim, _num_params(covariance, shape[0])))
+            for name, shape in self.latent_shapes.items()
+        )
+
+    def posterior(self, name, features):
+        """The Gaussian q(h_name | x) given the encoder's features."""
+        k = self.latent_shapes[name][0]
+        params = self.heads[name](features)
+        loc, rest = params[..., :k], params[..., k:]
+        if self.covariance == "diag":
+            return dist.Normal(loc, softplus(rest) + 1e-5).to_event(1)
+        if self.covariance == "rank_one":
+            return RankOnePrecisionNormal(loc, softplus(rest[..., :k]) + 1e-5, rest[..., k:])
+        tril = torch.zeros(rest.shape[:-1] + (k, k), dtype=rest.dtype, device=rest.device)
+        rows, cols = torch.tril_indices(k, k, device=rest.device)
+        tril[..., rows, cols] = rest
+        diag = tril.diagonal(dim1=-2, dim2=-1)
+        tril = tril - torch.diag_embed(diag) + torch.diag_embed(softplus(diag) + 1e-5)
+        return dist.MultivariateNormal(loc, scale_tril=tril)
+
+    def forward(self, x, y=None, index=None):
+        features = self.encoder(x)
+        with data_plate(self.num_data, x, index):
+            for name in self.latent_shapes:
+                pyro.sample(name, self.posterior(name, features))
+
+
+@GUIDES.register("diag", "amortized Gaussian, diagonal covariance C = diag(d)")
+def diag(model, hidden_dims=(200, 200)):
+    return AmortizedGaussianGuide(model, hidden_dims, "diag")
+
+
+@GUIDES.register("rank_one", "amortized Gaussian, rank-one precision C⁻¹ = D + uuᵀ (Rezende et al. 2014)")
+def rank_one(model, hidden_dims=(200, 200)):
+    return AmortizedGaussianGuide(model, hidden_dims, "rank_one")
+
+
+@GUIDES.register("full", "amortized Gaussian, full covariance C = LLᵀ (Cholesky)")
+def full(model, hidden_dims=(200, 200)):
+    return AmortizedGaussianGuide(model, hidden_dims, "full")

@@ -1,0 +1,6 @@
+"""Models, one module per section of the seed; importing registers them in ``MODELS``."""
+
+from . import dlgm
+from .base import data_plate
+
+__all__ = ["data_plate", "dlgm"]

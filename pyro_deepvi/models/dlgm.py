@@ -1,0 +1,138 @@
+"""Deep latent Gaussian models (Rezende, Mohamed & Wierstra, 2014).
+
+Generative process, in the seed's notation, for L stochastic layers::
+
+    ξ_l ~ N(0, I)                        l = 1, ..., L
+    h_L = G_L ξ_L
+    h_l = T_l(h_{l+1}) + G_l ξ_l         l = 1, ..., L-1
+    x   ~ π(T_0(h_1))
+
+so p(h_l | h_{l+1}) = N(T_l(h_{l+1}), G_l G_lᵀ). The T_l are MLPs and the G_l
+lower-triangular matrices. G_L is fixed to I: any other choice is absorbed by
+T_{L-1} (or T_0 when L = 1). π is Bernoulli (binary images) or an isotropic
+Gaussian; L = 1 with a linear T_0 and Gaussian π is probabilistic PCA, whose
+exact log p(x) = log N(x; b, WWᵀ + σ²I) is :meth:`DLGM.exact_log_likelihood`.
+
+The weight prior θ^g ~ N(0, κI) of the seed is optional (``kappa``): when set,
+the model adds ``pyro.factor("theta_g", log N(θ^g; 0, κI))`` outside the data
+plate, once per step, so the objective is the free energy F(X) whose gradient
+is −E_q[∇ log p(X|h)] + θ^g / κ (MAP for θ^g). Sites outside the data plate are
+not part of any data point's log p(x_n), so evaluation leaves it out.
+
+Sites: ``h{L}``, ..., ``h1`` (latent, in this order), ``x`` (observed),
+``theta_g`` (factor, only with ``kappa``).
+"""
+
+import math
+from collections import OrderedDict
+
+import pyro
+import pyro.distributions as dist
+import torch
+from pyro.nn import PyroModule
+from torch import nn
+
+from ..nn import MLP
+from ..registry import MODELS
+from .base import data_plate, flat_dim, make_likelihood
+
+
+@MODELS.register("dlgm", "deep latent Gaussian model (Rezende et al. 2014): L Gaussian layers, MLP links")
+class DLGM(PyroModule):
+    """A deep latent Gaussian model.
+
+    :param data_shape: event shape of one data point.
+    :param int num_data: size N of the training set (the data plate's size).
+    :param latent_dims: widths of h_1, ..., h_L (bottom to top).
+    :param hidden_dims: hidden widths of every MLP T_l (empty: linear maps).
+    :param str likelihood: ``"bernoulli"`` or ``"gaussian"``.
+    :param float kappa: variance κ of the weight prior θ^g ~ N(0, κI); ``None`` for none.
+    """
+
+    max_plate_nesting = 1
+    default_guide = "diag"
+
+    def __init__(
+        self,
+        data_shape,
+        num_data,
+        latent_dims=(50,),
+        hidden_dims=(200, 200),
+        likelihood="bernoulli",
+        kappa=None,
+    ):
+        super().__init__()
+        if not latent_dims:
+            raise ValueError("latent_dims must name at least one layer, e.g. (50,)")
+        if kappa is not None and kappa <= 0:
+            raise ValueError(f"kappa is the prior variance and must be positive, got {kappa}")
+        self.data_shape = torch.Size(data_shape)
+        self.num_data = int(num_data)
+        self.latent_dims = tuple(int(d) for d in latent_dims)
+        self.kappa = kappa
+        self.likelihood = make_likelihood(likelihood)
+        self.support = self.likelihood.support
+        num_layers = len(self.latent_dims)
+        self.latent_shapes = OrderedDict(
+            (f"h{l}", torch.Size([self.latent_dims[l - 1]])) for l in range(num_layers, 0, -1)
+        )
+        # T_0 decodes h_1 into the observation model's parameters; T_l links h_{l+1} to h_l.
+        self.decoder = MLP(self.latent_dims[0], hidden_dims, flat_dim(self.data_shape))
+        self.links = nn.ModuleList(
+            MLP(self.latent_dims[l], hidden_dims, self.latent_dims[l - 1])
+            for l in range(1, num_layers)
+        )
+        self.noise_scale_tril = nn.ParameterList(
+            nn.Parameter(torch.eye(d)) for d in self.latent_dims[:-1]
+        )
+        # log σ of the Gaussian likelihood; a Bernoulli one has no extra parameter.
+        self.obs_log_scale = nn.Parameter(torch.zeros(())) if self.support == "real" else None
+
+    def _noise_tril(self, l):
+        """G_l with a positive diagonal, so G_l G_lᵀ is a valid covariance."""
+        raw = self.noise_scale_tril[l - 1]
+        return raw.tril(-1) + torch.diag_embed(nn.functional.softplus(raw.diagonal()) + 1e-4)
+
+    def weight_log_prior(self):
+        """log N(θ^g; 0, κI) summed over every generative parameter."""
+        log_p = 0.0
+        for p in self.parameters():
+            log_p = log_p - 0.5 * (p.pow(2).sum() / self.kappa + p.numel() * math.log(2 * math.pi * self.kappa))
+        return log_p
+
+    def model(self, x, y=None, index=None):
+        batch = x.shape[0]
+        x = x.reshape(batch, -1)
+        if self.kappa is not None:
+            pyro.factor("theta_g", self.weight_log_prior())
+        with data_plate(self.num_data, x, index):
+            top = self.latent_dims[-1]
+            h = pyro.sample(
+                f"h{len(self.latent_dims)}",
+                dist.Normal(x.new_zeros(top), x.new_ones(top)).to_event(1),
+            )
+            for l in range(len(self.latent_dims) - 1, 0, -1):
+                loc = self.links[l - 1](h)
+                h = pyro.sample(f"h{l}", dist.MultivariateNormal(loc, scale_tril=self._noise_tril(l)))
+            return pyro.sample("x", self.likelihood(self.decoder(h), self.obs_log_scale), obs=x)
+
+    def exact_log_likelihood(self, x):
+        """log p(x) of the linear-Gaussian case (PPCA): log N(x; b, WWᵀ + σ²I)."""
+        if len(self.latent_dims) != 1 or len(self.decoder) != 1 or self.support != "real":
+            raise ValueError("exact_log_likelihood needs L = 1, a linear T_0 and a Gaussian likelihood (PPCA)")
+        W, b = self.decoder[0].weight, self.decoder[0].bias
+        cov = W @ W.T + self.obs_log_scale.exp().pow(2) * torch.eye(W.shape[0], dtype=W.dtype, device=W.device)
+        return dist.MultivariateNormal(b, covariance_matrix=cov).log_prob(x.reshape(x.shape[0], -1))
+
+    def exact_posterior(self, x):
+        """q*(h|x) = N(M⁻¹Wᵀ(x − b), σ²M⁻¹), M = WᵀW + σ²I: the PPCA posterior."""
+        W, b = self.decoder[0].weight, self.decoder[0].bias
+        var = self.obs_log_scale.exp().pow(2)
+        M = W.T @ W + var * torch.eye(W.shape[1], dtype=W.dtype, device=W.device)
+        M_inv = torch.linalg.inv(M)
+        loc = (x.reshape(x.shape[0], -1) - b) @ W @ M_inv.T
+        return dist.MultivariateNormal(loc, covariance_matrix=var * M_inv)
+
+    @classmethod
+    def from_data(cls, data, latent_dims=(50,), hidden_dims=(200, 200), **options):
+        return cls(data.event_shape, len(data), latent_dims, hidden_dims, **options)

@@ -1,0 +1,23 @@
+"""Objectives: a base Pyro ELBO plus plug-in terms, registered by name in ``OBJECTIVES``."""
+
+from ..registry import OBJECTIVES
+from .estimators import ELBO, IWAE, TraceGraphELBO
+from .objective import NonFiniteLossError, Objective
+
+
+@OBJECTIVES.register("elbo", "evidence lower bound, Trace_ELBO gradients (reparameterized or score function)")
+def elbo(particles=1):
+    return Objective(ELBO(particles))
+
+
+@OBJECTIVES.register("tracegraph_elbo", "evidence lower bound, TraceGraph_ELBO (Rao-Blackwellized score function)")
+def tracegraph_elbo(particles=1):
+    return Objective(TraceGraphELBO(particles))
+
+
+@OBJECTIVES.register("iwae", "importance-weighted bound L_k (Burda et al. 2016), k = --particles")
+def iwae(particles=5):
+    return Objective(IWAE(particles))
+
+
+__all__ = ["ELBO", "IWAE", "NonFiniteLossError", "Objective", "TraceGraphELBO", "elbo", "iwae", "tracegraph_elbo"]

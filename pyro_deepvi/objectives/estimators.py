@@ -1,0 +1,93 @@
+"""Base estimators of a variational bound, each built on Pyro's own ELBO code.
+
+An estimator turns one pair of particle-plated traces into a differentiable
+loss whose value is the negative bound (in full-data units: the data plate
+scales a minibatch by N / B) and whose gradient is the estimator's:
+
+- :class:`ELBO`: ``Trace_ELBO``'s surrogate (reparameterization, or the score
+  function for non-reparameterized sites).
+- :class:`TraceGraphELBO`: ``TraceGraph_ELBO``'s Rao-Blackwellized score
+  function with baselines.
+- :class:`IWAE`: the importance-weighted bound of Burda et al. (2016),
+  L_k = Σ_n log (1/k) Σ_i w_i(x_n), w_i = p(x_n, h_i) / q(h_i | x_n),
+  for reparameterized guides. This is ``RenyiELBO(alpha=0)``'s bound taken per
+  data point: RenyiELBO sums every plate that is not shared by all sites before
+  its log-sum-exp, so a factor outside the data plate (a weight prior) would turn
+  it into one bound over the whole batch.
+
+Pyro's ``TraceGraph_ELBO`` and ``RenyiELBO`` have no ``differentiable_loss``;
+computing the surrogate here gives the engine one path for every loss.
+"""
+
+import math
+
+import torch
+from pyro.infer import Trace_ELBO, TraceGraph_ELBO
+from pyro.infer.tracegraph_elbo import TrackNonReparam
+
+from ..importance import importance_traces, total
+
+
+def _with_gradient_of(value, surrogate):
+    """A tensor equal to ``value`` whose gradient is that of ``surrogate``."""
+    return value + (surrogate - surrogate.detach())
+
+
+class ELBO:
+    """The evidence lower bound with ``Trace_ELBO``'s gradient estimator."""
+
+    def __init__(self, num_particles=1):
+        self.num_particles = num_particles
+        self._pyro_elbo = Trace_ELBO()
+
+    def traces(self, model, guide, max_plate_nesting, args, kwargs):
+        return importance_traces(model, guide, self.num_particles, max_plate_nesting, args, kwargs)
+
+    def loss(self, model_trace, guide_trace, weights):
+        loss, surrogate = self._pyro_elbo._differentiable_loss_particle(model_trace, guide_trace)
+        return _with_gradient_of(surrogate.new_tensor(loss), surrogate) / self.num_particles
+
+    def bound(self, log_w):
+        """The bound per data point from log weights [particles, batch]."""
+        return log_w.mean(0)
+
+
+class TraceGraphELBO(ELBO):
+    """The evidence lower bound with ``TraceGraph_ELBO``'s Rao-Blackwellized score function."""
+
+    def __init__(self, num_particles=1):
+        self.num_particles = num_particles
+        self._pyro_elbo = TraceGraph_ELBO()
+
+    def traces(self, model, guide, max_plate_nesting, args, kwargs):
+        with TrackNonReparam():
+            return importance_traces(
+                model, guide, self.num_particles, max_plate_nesting, args, kwargs, graph_type="dense"
+            )
+
+    def loss(self, model_trace, guide_trace, weights):
+        elbo, surrogate = self._pyro_elbo._loss_and_surrogate_loss_particle(model_trace, guide_trace)
+        return _with_gradient_of(-surrogate.new_tensor(elbo), surrogate) / self.num_particles
+
+
+class IWAE(ELBO):
+    """The importance-weighted bound L_k with reparameterized gradients (Burda et al., 2016)."""
+
+    def __init__(self, num_particles=5):
+        if num_particles < 1:
+            raise ValueError(f"IWAE needs at least one particle, got {num_particles}")
+        self.num_particles = num_particles
+
+    def loss(self, model_trace, guide_trace, weights):
+        for name, site in guide_trace.nodes.items():
+            if site["type"] == "sample" and not site["is_observed"] and not site["fn"].has_rsample:
+                raise ValueError(
+                    f"iwae needs reparameterized guide sites, but site {name!r} "
+                    f"({type(site['fn']).__name__}) is not: Pyro's RenyiELBO would give its "
+                    "parameters zero gradient. Use the 'elbo' or 'tracegraph_elbo' objective."
+                )
+        per_datum = self.bound(total(weights))
+        return -(weights.scale * per_datum.sum() + weights.log_p_global.mean())
+
+    def bound(self, log_w):
+        return torch.logsumexp(log_w, 0) - math.log(log_w.shape[0])

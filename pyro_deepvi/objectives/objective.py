@@ -1,0 +1,77 @@
+"""One objective: a base estimator plus weighted plug-in terms.
+
+``objective(model, guide, *args, **kwargs)`` runs the guide and the model once,
+and returns::
+
+    loss = −bound + N · Σ_t weight_t · term_t(model_trace, guide_trace, log_weights)
+
+A term sees the traces of that same run and returns a per-data-point scalar
+(an average over the minibatch), so the objective multiplies it by the data
+set's size N to match the bound's units. After each call ``objective.parts``
+holds detached per-data-point parts for logging: ``elbo``, ``rate``
+(E_q[log q(h|x) − log p(h)]), ``distortion`` (−E_q[log p(x|h)]), ``bound``
+(the estimator's own bound) and each term.
+"""
+
+import torch
+
+from ..importance import guess_max_plate_nesting, log_weights, total
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss was NaN or infinite; the message names the first offending site."""
+
+
+def _first_nonfinite_site(*traces):
+    for trace in traces:
+        for name, site in trace.nodes.items():
+            if site["type"] != "sample":
+                continue
+            for what in ("value", "log_prob"):
+                value = site.get(what)
+                if torch.is_tensor(value) and value.is_floating_point() and not torch.isfinite(value).all():
+                    return f"site {name!r} has a non-finite {what.replace('_', ' ')}"
+    return "no site has a non-finite value or log-density (a term or a parameter is to blame)"
+
+
+class Objective:
+    """A base estimator (``ELBO``, ``TraceGraphELBO``, ``IWAE``) plus weighted terms.
+
+    :param estimator: an estimator from :mod:`pyro_deepvi.objectives.estimators`.
+    :param dict terms: name -> ``(term, weight)``, where ``term(model_trace,
+        guide_trace, log_weights)`` returns a per-data-point scalar.
+    """
+
+    def __init__(self, estimator, terms=None):
+        self.estimator = estimator
+        self.terms = dict(terms or {})
+        self.parts = {}
+        self._max_plate_nesting = None
+
+    @property
+    def num_particles(self):
+        return self.estimator.num_particles
+
+    def __call__(self, model, guide, *args, **kwargs):
+        if self._max_plate_nesting is None:
+            self._max_plate_nesting = guess_max_plate_nesting(model, guide, args, kwargs)
+        nesting = self._max_plate_nesting
+        model_trace, guide_trace = self.estimator.traces(model, guide, nesting, args, kwargs)
+        weights = log_weights(model_trace, guide_trace, nesting)
+        loss = self.estimator.loss(model_trace, guide_trace, weights)
+        log_w = total(weights).detach()
+        parts = {
+            "elbo": log_w.mean(),
+            "bound": self.estimator.bound(log_w).mean(),
+            "rate": (weights.log_q - weights.log_p_latent).detach().mean(),
+            "distortion": -weights.log_p_obs.detach().mean(),
+        }
+        num_data = weights.scale * log_w.shape[1]
+        for name, (term, weight) in self.terms.items():
+            value = term(model_trace, guide_trace, weights)
+            loss = loss + num_data * weight * value
+            parts[name] = value.detach()
+        if not torch.isfinite(loss):
+            raise NonFiniteLossError(f"loss is {loss.item()}: {_first_nonfinite_site(model_trace, guide_trace)}")
+        self.parts = parts
+        return loss

@@ -173,10 +173,6 @@ class _Distributed:
             torch_dist.barrier()
 
 
-def _mean_parts(sums, count):
-    return {name: float(value) / count for name, value in sums.items()}
-
-
 def validate(components, data, num_particles, seed):
     """Validation ELBO and IWAE-k bound per data point."""
     components.eval()
@@ -185,113 +181,149 @@ def validate(components, data, num_particles, seed):
     return {"elbo": float(elbo.mean()), f"iwae_{num_particles}": float(log_lik.mean())}
 
 
-def train(config, stop_after_epochs=None):
-    """Train (or resume) the run described by ``config``; returns its final ``eval.json`` record.
+def _create_lazy_parameters(components, data, batch_size):
+    """Lazily created parameters (autoguides, flows) exist after one call: make them now."""
+    device = data.x.device
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        components(data.batch(torch.arange(min(batch_size, len(data)), device=device)))
 
-    :param TrainConfig config: the run.
-    :param int stop_after_epochs: stop once this many epochs are done in this call
-        (as if interrupted; for tests of resuming), without the final evaluation.
+
+class Trainer:
+    """One run: set up (or resumed) from ``config`` on construction, trained by :meth:`fit`.
+
+    ``train(config)`` is ``Trainer(config).fit()`` followed by the test evaluation;
+    the class is there for code (and tests) that need the live components.
     """
-    device = resolve_device(config.device)
-    distributed = _Distributed(device)
-    run_dir = Path(config.out)
-    if distributed.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    saved_config = run_dir / CONFIG
-    checkpoint_path = run_dir / CHECKPOINT
-    resuming = checkpoint_path.exists()
-    if resuming:
-        previous = json.loads(saved_config.read_text())
-        mismatched = {
-            k for k, v in config.to_dict().items() if k not in ("epochs", "progress", "device", "test_particles") and json.loads(json.dumps(v)) != previous.get(k)
-        }
+
+    def __init__(self, config):
+        self.config = config
+        self.device = resolve_device(config.device)
+        self.distributed = _Distributed(self.device)
+        self.run_dir = Path(config.out)
+        self.checkpoint_path = self.run_dir / CHECKPOINT
+        self.metrics_path = self.run_dir / METRICS
+        resuming = self.checkpoint_path.exists()
+        if resuming:
+            self._check_same_run()
+        elif self.distributed.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+
+        pyro.set_rng_seed(config.seed + self.distributed.rank)
+        self.train_data = load(config.data, "train").to(self.device)
+        self.valid_data = load(config.data, "valid").to(self.device) if config.eval_every else None
+        self.components = build(config, self.train_data).to(self.device)
+        _create_lazy_parameters(self.components, self.train_data, config.batch_size)
+        self.optimizer = torch.optim.Adam(self.components.parameters(), lr=config.lr)
+        self.shuffle = torch.Generator().manual_seed(config.seed)
+        self.epoch, self.step = 0, 0
+        if resuming:
+            self._resume()
+        elif self.distributed.is_main:
+            write_json_atomic(config.to_dict(), self.run_dir / CONFIG)
+            self.metrics_path.write_text("")
+        self.loss_module = self.components
+        if self.distributed.enabled:
+            self.loss_module = nn.parallel.DistributedDataParallel(self.components)
+
+    def _check_same_run(self):
+        previous = json.loads((self.run_dir / CONFIG).read_text())
+        free = ("epochs", "progress", "device", "test_particles")
+        current = json.loads(json.dumps(self.config.to_dict()))
+        mismatched = sorted(k for k, v in current.items() if k not in free and v != previous.get(k))
         if mismatched:
             raise ValueError(
-                f"{run_dir} holds a run with a different config ({', '.join(sorted(mismatched))}); "
+                f"{self.run_dir} holds a run with a different config ({', '.join(mismatched)}); "
                 "choose another --out, or delete that directory to start over"
             )
 
-    pyro.set_rng_seed(config.seed + distributed.rank)
-    train_data = load(config.data, "train").to(device)
-    valid_data = load(config.data, "valid").to(device) if config.eval_every else None
-    components = build(config, train_data).to(device)
-    # Lazily created parameters (autoguides, flows) exist after one call: make them before the optimizer.
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        components(train_data.batch(torch.arange(min(config.batch_size, len(train_data)), device=device)))
-    optimizer = torch.optim.Adam(components.parameters(), lr=config.lr)
-    shuffle = torch.Generator().manual_seed(config.seed)
-    start_epoch, step = 0, 0
-    metrics_path = run_dir / METRICS
-    if resuming:
-        checkpoint = load_checkpoint(checkpoint_path, device)
-        components.load_state_dict(checkpoint["components"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        shuffle.set_state(checkpoint["shuffle"])
+    def _resume(self):
+        checkpoint = load_checkpoint(self.checkpoint_path, self.device)
+        self.components.load_state_dict(checkpoint["components"])
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.shuffle.set_state(checkpoint["shuffle"])
         _set_rng_state(checkpoint["rng"])
-        start_epoch, step = checkpoint["epoch"], checkpoint["step"]
-        if distributed.is_main and metrics_path.exists():
+        self.epoch, self.step = checkpoint["epoch"], checkpoint["step"]
+        if self.distributed.is_main and self.metrics_path.exists():
             # Records written after the checkpoint belong to an epoch that will be rerun.
-            with open(metrics_path, "r+b") as f:
+            with open(self.metrics_path, "r+b") as f:
                 f.truncate(checkpoint["metrics_bytes"])
-    elif distributed.is_main:
-        write_json_atomic(config.to_dict(), saved_config)
-        metrics_path.write_text("")
 
-    loss_module = components
-    if distributed.enabled:
-        loss_module = nn.parallel.DistributedDataParallel(components)
-
-    num_batches = (len(train_data) + config.batch_size - 1) // config.batch_size
-    last_epoch = config.epochs if stop_after_epochs is None else min(config.epochs, start_epoch + stop_after_epochs)
-    for epoch in range(start_epoch, last_epoch):
-        started = time.perf_counter()
-        order = torch.randperm(len(train_data), generator=shuffle).to(device)
-        sums = {}
-        bar = tqdm(
-            range(num_batches),
-            desc=f"epoch {epoch + 1}/{config.epochs}",
-            disable=not (config.progress and distributed.is_main),
-            leave=False,
+    def _save(self):
+        save_atomic(
+            {
+                "components": self.components.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "shuffle": self.shuffle.get_state(),
+                "rng": _rng_state(),
+                "epoch": self.epoch,
+                "step": self.step,
+                "metrics_bytes": self.metrics_path.stat().st_size,
+            },
+            self.checkpoint_path,
         )
-        for b in bar:
-            index = distributed.shard(order[b * config.batch_size : (b + 1) * config.batch_size])
-            try:
-                loss = loss_module(train_data.batch(index))
-            except FloatingPointError as e:
-                kept = f"the last good checkpoint is {checkpoint_path}" if checkpoint_path.exists() else "no checkpoint was written yet"
-                raise FloatingPointError(f"training stopped at step {step} (epoch {epoch + 1}): {e}; {kept}") from e
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            step += 1
-            for name, value in components.objective.parts.items():
-                sums[name] = sums.get(name, 0.0) + value
-        record = {"epoch": epoch + 1, "step": step, "seconds": time.perf_counter() - started}
-        record.update({f"train_{k}": v for k, v in _mean_parts(sums, num_batches).items()})
-        if config.eval_every and ((epoch + 1) % config.eval_every == 0 or epoch + 1 == config.epochs):
-            record.update({f"valid_{k}": v for k, v in validate(components, valid_data, config.valid_particles, config.seed).items()})
-        if distributed.is_main:
-            with open(metrics_path, "a") as f:
-                f.write(json.dumps(record) + "\n")
-            save_atomic(
-                {
-                    "components": components.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "shuffle": shuffle.get_state(),
-                    "rng": _rng_state(),
-                    "epoch": epoch + 1,
-                    "step": step,
-                    "metrics_bytes": metrics_path.stat().st_size,
-                },
-                checkpoint_path,
+
+    def _train_step(self, index):
+        try:
+            loss = self.loss_module(self.train_data.batch(index))
+        except FloatingPointError as e:
+            kept = (
+                f"the last good checkpoint is {self.checkpoint_path} (epoch {self.epoch})"
+                if self.checkpoint_path.exists()
+                else "no checkpoint was written yet"
             )
-            if config.progress:
-                tqdm.write(_format_record(record))
-        resuming = True
-    distributed.barrier()
-    if last_epoch < config.epochs or not distributed.is_main:
-        return None
-    return evaluate_run(run_dir, components, config)
+            raise FloatingPointError(f"training stopped at step {self.step} (epoch {self.epoch + 1}): {e}; {kept}") from e
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step()
+        self.step += 1
+
+    def fit(self, until_epoch=None):
+        """Train up to epoch ``until_epoch`` (default: ``config.epochs``), checkpointing every epoch."""
+        config = self.config
+        until_epoch = config.epochs if until_epoch is None else min(until_epoch, config.epochs)
+        batch_size = config.batch_size
+        num_batches = (len(self.train_data) + batch_size - 1) // batch_size
+        while self.epoch < until_epoch:
+            started = time.perf_counter()
+            order = torch.randperm(len(self.train_data), generator=self.shuffle).to(self.device)
+            sums = {}
+            bar = tqdm(
+                range(num_batches),
+                desc=f"epoch {self.epoch + 1}/{config.epochs}",
+                disable=not (config.progress and self.distributed.is_main),
+                leave=False,
+            )
+            for b in bar:
+                self._train_step(self.distributed.shard(order[b * batch_size : (b + 1) * batch_size]))
+                for name, value in self.components.objective.parts.items():
+                    sums[name] = sums.get(name, 0.0) + value
+            self.epoch += 1
+            record = {"epoch": self.epoch, "step": self.step, "seconds": time.perf_counter() - started}
+            record.update({f"train_{k}": float(v) / num_batches for k, v in sums.items()})
+            if config.eval_every and (self.epoch % config.eval_every == 0 or self.epoch == config.epochs):
+                validation = validate(self.components, self.valid_data, config.valid_particles, config.seed)
+                record.update({f"valid_{k}": v for k, v in validation.items()})
+            if self.distributed.is_main:
+                with open(self.metrics_path, "a") as f:
+                    f.write(json.dumps(record) + "\n")
+                self._save()
+                if config.progress:
+                    tqdm.write(_format_record(record))
+        self.distributed.barrier()
+        return self
+
+    def evaluate(self, num_particles=None):
+        """The test-split report of :func:`~pyro_deepvi.evaluation.evaluate_run` (``eval.json``)."""
+        return evaluate_run(self.run_dir, self.components, self.config, num_particles)
+
+
+def train(config):
+    """Train (or resume) the run described by ``config``; returns its ``eval.json`` record.
+
+    Under ``torchrun`` only rank 0 evaluates; the other ranks return ``None``.
+    """
+    trainer = Trainer(config).fit()
+    return trainer.evaluate() if trainer.distributed.is_main else None
 
 
 def _format_record(record):
@@ -309,7 +341,6 @@ def restore(run_dir, device="auto"):
     device = resolve_device(device if device != "auto" else config.device)
     train_data = load(config.data, "train").to(device)
     components = build(config, train_data).to(device)
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        components(train_data.batch(torch.arange(min(config.batch_size, len(train_data)), device=device)))
+    _create_lazy_parameters(components, train_data, config.batch_size)
     components.load_state_dict(load_checkpoint(run_dir / CHECKPOINT, device)["components"])
     return config, components

@@ -17,7 +17,7 @@ SPLIT_SEED = 0
 BINARIZATION_SEEDS = {"valid": 1, "test": 2}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Dataset:
     """
     One split of a data set, held as tensors.

@@ -40,14 +40,20 @@ def _latent_shapes(model):
 
 
 class Encoder(nn.Module):
-    """x -> features, the shared trunk of an amortized guide (an MLP with a final activation)."""
+    """x -> features, the shared trunk of an amortized guide.
+
+    An MLP with a final activation; with no hidden layers the features are x
+    itself, so every head is linear in x (exact for linear-Gaussian models).
+    """
 
     def __init__(self, data_shape, hidden_dims):
         super().__init__()
-        if not hidden_dims:
-            raise ValueError("an amortized guide needs at least one hidden layer in hidden_dims")
-        self.net = nn.Sequential(MLP(flat_dim(data_shape), hidden_dims[:-1], hidden_dims[-1]), nn.Tanh())
-        self.out_dim = hidden_dims[-1]
+        if hidden_dims:
+            self.net = nn.Sequential(MLP(flat_dim(data_shape), hidden_dims[:-1], hidden_dims[-1]), nn.Tanh())
+            self.out_dim = hidden_dims[-1]
+        else:
+            self.net = nn.Identity()
+            self.out_dim = flat_dim(data_shape)
 
     def forward(self, x):
         return self.net(x.reshape(x.shape[0], -1))

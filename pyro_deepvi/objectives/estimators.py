@@ -29,7 +29,8 @@ from ..importance import importance_traces, total
 
 
 def _with_gradient_of(value, surrogate):
-    """A tensor equal to ``value`` whose gradient is that of ``surrogate``."""
+    """A tensor equal to ``value`` (a number or tensor) whose gradient is that of ``surrogate``."""
+    value = torch.as_tensor(value, dtype=surrogate.dtype, device=surrogate.device).detach()
     return value + (surrogate - surrogate.detach())
 
 
@@ -45,7 +46,7 @@ class ELBO:
 
     def loss(self, model_trace, guide_trace, weights):
         loss, surrogate = self._pyro_elbo._differentiable_loss_particle(model_trace, guide_trace)
-        return _with_gradient_of(surrogate.new_tensor(loss), surrogate) / self.num_particles
+        return _with_gradient_of(loss, surrogate) / self.num_particles
 
     def bound(self, log_w):
         """The bound per data point from log weights [particles, batch]."""
@@ -67,7 +68,7 @@ class TraceGraphELBO(ELBO):
 
     def loss(self, model_trace, guide_trace, weights):
         elbo, surrogate = self._pyro_elbo._loss_and_surrogate_loss_particle(model_trace, guide_trace)
-        return _with_gradient_of(-surrogate.new_tensor(elbo), surrogate) / self.num_particles
+        return _with_gradient_of(-elbo, surrogate) / self.num_particles
 
 
 class IWAE(ELBO):

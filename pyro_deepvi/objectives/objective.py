@@ -13,6 +13,7 @@ holds detached per-data-point parts for logging: ``elbo``, ``rate``
 (the estimator's own bound) and each term.
 """
 
+import pyro
 import torch
 
 from ..importance import guess_max_plate_nesting, log_weights, total
@@ -52,11 +53,22 @@ class Objective:
     def num_particles(self):
         return self.estimator.num_particles
 
-    def __call__(self, model, guide, *args, **kwargs):
+    def _traces(self, model, guide, args, kwargs):
         if self._max_plate_nesting is None:
             self._max_plate_nesting = guess_max_plate_nesting(model, guide, args, kwargs)
+        return self.estimator.traces(model, guide, self._max_plate_nesting, args, kwargs)
+
+    def __call__(self, model, guide, *args, **kwargs):
+        try:
+            model_trace, guide_trace = self._traces(model, guide, args, kwargs)
+        except ValueError as e:
+            if "invalid values" not in str(e):
+                raise
+            # A distribution refused NaN parameters; trace once more unvalidated to name the site.
+            with pyro.validation_enabled(False):
+                traces = self._traces(model, guide, args, kwargs)
+            raise NonFiniteLossError(f"{_first_nonfinite_site(*traces)} ({str(e).splitlines()[0]})") from e
         nesting = self._max_plate_nesting
-        model_trace, guide_trace = self.estimator.traces(model, guide, nesting, args, kwargs)
         weights = log_weights(model_trace, guide_trace, nesting)
         loss = self.estimator.loss(model_trace, guide_trace, weights)
         log_w = total(weights).detach()

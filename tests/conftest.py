@@ -1,0 +1,30 @@
+"""Shared fixtures: a synthetic probabilistic-PCA data set registered as ``ppca_toy``."""
+
+import pytest
+import torch
+
+from pyro_deepvi.data import Dataset
+from pyro_deepvi.registry import DATASETS
+
+PPCA_DIM, PPCA_LATENT, PPCA_SIZES = 6, 2, {"train": 400, "valid": 100, "test": 100}
+
+
+def _ppca_data(split):
+    g = torch.Generator().manual_seed(123)
+    W = torch.randn(PPCA_DIM, PPCA_LATENT, generator=g)
+    b = torch.randn(PPCA_DIM, generator=g)
+    offset = {"train": 0, "valid": 1, "test": 2}[split]
+    g = torch.Generator().manual_seed(1000 + offset)
+    n = PPCA_SIZES[split]
+    h = torch.randn(n, PPCA_LATENT, generator=g)
+    return h @ W.T + b + 0.5 * torch.randn(n, PPCA_DIM, generator=g)
+
+
+@DATASETS.register("ppca_toy", "synthetic probabilistic-PCA data (tests only): 6 dims, 2 factors")
+def load_ppca_toy(split, *, root=None, download=False):
+    return Dataset("ppca_toy", split, _ppca_data(split), support="real")
+
+
+@pytest.fixture
+def ppca_data():
+    return {split: load_ppca_toy(split) for split in PPCA_SIZES}

@@ -1,0 +1,48 @@
+"""The command line: list, train, eval, compare, and its error messages."""
+
+import json
+import subprocess
+import sys
+
+from pyro_deepvi.cli import main
+
+SMALL = ["--data", "digits", "--epochs", "1", "--latent-dims", "4", "--hidden-dims", "16", "--test-particles", "10", "--no-progress"]
+
+
+def test_list_names_every_registered_component(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for name in ("dlgm", "diag", "rank_one", "full", "iaf", "elbo", "iwae", "tracegraph_elbo", "mnist5k", "digits"):
+        assert f"  {name} " in out
+
+
+def test_train_then_eval(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "dlgm", "--guide", "rank_one", "--objective", "iwae", "--particles", "3", "--out", str(run), *SMALL]) == 0
+    out = capsys.readouterr().out
+    assert "test log-likelihood" in out and "IWAE, k = 10" in out
+    config = json.loads((run / "config.json").read_text())
+    assert (config["guide"], config["objective"], config["particles"], config["latent_dims"]) == ("rank_one", "iwae", 3, [4])
+    assert main(["eval", str(run), "--particles", "20"]) == 0
+    assert json.loads((run / "eval.json").read_text())["num_particles"] == 20
+
+
+def test_compare_writes_a_table_json_and_plot(tmp_path, capsys):
+    out = tmp_path / "cmp"
+    assert main(["compare", "dlgm", "--guides", "diag,rank_one", "--objectives", "elbo", "--out", str(out), *SMALL]) == 0
+    rows = json.loads((out / "compare.json").read_text())
+    assert [(r["guide"], r["objective"]) for r in rows] == [("diag", "elbo"), ("rank_one", "elbo")]
+    assert (out / "compare.png").exists()
+    assert "rank_one" in capsys.readouterr().out
+
+
+def test_errors_are_one_clear_line(tmp_path, capsys):
+    assert main(["train", "nope", "--out", str(tmp_path)]) == 2
+    assert "unknown model 'nope'; choose one of: dlgm" in capsys.readouterr().err
+    assert main(["eval", str(tmp_path / "missing")]) == 2
+    assert "not a run directory" in capsys.readouterr().err
+
+
+def test_console_script_entry_point():
+    result = subprocess.run([sys.executable, "-m", "pyro_deepvi.cli", "list"], capture_output=True, text=True)
+    assert result.returncode == 0 and "models:" in result.stdout

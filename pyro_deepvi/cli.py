@@ -43,6 +43,8 @@ def _key_value(text):
 def _add_run_options(parser):
     defaults = TrainConfig()
     parser.add_argument("--data", default=defaults.data, help="data set (see `pyro-deepvi list`)")
+    parser.add_argument("--data-root", default=None, help="folder of file-based data sets such as binarized_mnist")
+    parser.add_argument("--download", action="store_true", help="fetch a missing data file (checksum-verified)")
     parser.add_argument("--epochs", type=int, default=defaults.epochs)
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--lr", type=float, default=defaults.lr)
@@ -67,6 +69,7 @@ def _config(args, model, guide, objective, out):
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, latent_dims=args.latent_dims,
         hidden_dims=args.hidden_dims, model_args=dict(args.model_arg), seed=args.seed, device=args.device,
         out=out, eval_every=args.eval_every, test_particles=args.test_particles, progress=not args.no_progress,
+        data_root=args.data_root, download=args.download,
     )
 
 

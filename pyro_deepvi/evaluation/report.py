@@ -4,7 +4,6 @@ from pathlib import Path
 
 import torch
 
-from ..data import load
 from ..run_dir import EVAL, read_metrics, write_json_atomic
 from .active_units import active_units
 from .log_likelihood import bounds
@@ -22,7 +21,7 @@ def evaluate_run(run_dir, components, config, num_particles=None, seed=0):
     run_dir = Path(run_dir)
     num_particles = num_particles or config.test_particles
     device = next(components.parameters()).device
-    test = load(config.data, "test").to(device)
+    test = config.load_data("test").to(device)
     model, guide = components.model.model, components.guide
     components.eval()
     elbo, log_lik = bounds(model, guide, test, num_particles, seed=seed)

@@ -7,26 +7,20 @@ Pyro's ``ConditionalAffineAutoregressive`` supplies the transforms, and the
 transformed distribution caches h_0 so log q of a sampled h costs no inverse.
 """
 
-import pyro
 import pyro.distributions as dist
 from pyro.distributions.transforms import conditional_affine_autoregressive
-from pyro.nn import PyroModule
 from torch import nn
 from torch.nn.functional import softplus
 
-from ..models.base import data_plate
 from ..registry import GUIDES
-from .gaussian import Encoder, _latent_shapes
+from .amortized import AmortizedGuide
 
 
-class IAFGuide(PyroModule):
+class IAFGuide(AmortizedGuide):
     """A diagonal Gaussian per latent site followed by ``num_flows`` conditional IAF steps."""
 
     def __init__(self, model, hidden_dims=(200, 200), num_flows=2):
-        super().__init__()
-        self.latent_shapes = _latent_shapes(model)
-        self.num_data = model.num_data
-        self.encoder = Encoder(model.data_shape, hidden_dims)
+        super().__init__(model, hidden_dims)
         c = self.encoder.out_dim
         self.heads = nn.ModuleDict((name, nn.Linear(c, 2 * s[0])) for name, s in self.latent_shapes.items())
         self.flows = nn.ModuleDict(
@@ -39,12 +33,6 @@ class IAFGuide(PyroModule):
         params = self.heads[name](features)
         base = dist.Normal(params[..., :k], softplus(params[..., k:]) + 1e-5).to_event(1)
         return dist.TransformedDistribution(base, [flow.condition(features) for flow in self.flows[name]])
-
-    def forward(self, x, y=None, index=None):
-        features = self.encoder(x)
-        with data_plate(self.num_data, x, index):
-            for name in self.latent_shapes:
-                pyro.sample(name, self.posterior(name, features))
 
 
 @GUIDES.register("iaf", "diagonal Gaussian + 2 conditional inverse autoregressive flows (Pyro transforms)")

@@ -13,57 +13,21 @@ one shared encoder of x and one head per latent site of the model (its
 - ``full``: C = LLᵀ with L lower triangular (Cholesky).
 """
 
-import pyro
 import pyro.distributions as dist
 import torch
-from pyro.nn import PyroModule
 from torch import nn
 from torch.nn.functional import softplus
 
 from ..distributions import RankOnePrecisionNormal
-from ..models.base import data_plate, flat_dim
-from ..nn import MLP
 from ..registry import GUIDES
-
-
-def _latent_shapes(model):
-    shapes = getattr(model, "latent_shapes", None)
-    if not shapes:
-        raise ValueError(
-            f"{type(model).__name__} does not describe its latent sites (``latent_shapes``), "
-            "so a generic guide cannot be built for it; use the model's own guide"
-        )
-    for name, shape in shapes.items():
-        if len(shape) != 1:
-            raise ValueError(f"latent site {name!r} must be a vector for a Gaussian guide, got shape {tuple(shape)}")
-    return shapes
-
-
-class Encoder(nn.Module):
-    """x -> features, the shared trunk of an amortized guide.
-
-    An MLP with a final activation; with no hidden layers the features are x
-    itself, so every head is linear in x (exact for linear-Gaussian models).
-    """
-
-    def __init__(self, data_shape, hidden_dims):
-        super().__init__()
-        if hidden_dims:
-            self.net = nn.Sequential(MLP(flat_dim(data_shape), hidden_dims[:-1], hidden_dims[-1]), nn.Tanh())
-            self.out_dim = hidden_dims[-1]
-        else:
-            self.net = nn.Identity()
-            self.out_dim = flat_dim(data_shape)
-
-    def forward(self, x):
-        return self.net(x.reshape(x.shape[0], -1))
+from .amortized import AmortizedGuide
 
 
 def _num_params(covariance, k):
     return {"diag": 2 * k, "rank_one": 3 * k, "full": k + k * (k + 1) // 2}[covariance]
 
 
-class AmortizedGaussianGuide(PyroModule):
+class AmortizedGaussianGuide(AmortizedGuide):
     """q(h_l | x) = N(μ_l(x), C_l(x)) for every latent site of ``model``, independent given x.
 
     :param model: a model with ``latent_shapes``, ``data_shape`` and ``num_data``.
@@ -72,20 +36,16 @@ class AmortizedGaussianGuide(PyroModule):
     """
 
     def __init__(self, model, hidden_dims=(200, 200), covariance="diag"):
-        super().__init__()
         if covariance not in ("diag", "rank_one", "full"):
             raise ValueError(f"covariance must be 'diag', 'rank_one' or 'full', got {covariance!r}")
+        super().__init__(model, hidden_dims)
         self.covariance = covariance
-        self.latent_shapes = _latent_shapes(model)
-        self.num_data = model.num_data
-        self.encoder = Encoder(model.data_shape, hidden_dims)
         self.heads = nn.ModuleDict(
             (name, nn.Linear(self.encoder.out_dim, _num_params(covariance, shape[0])))
             for name, shape in self.latent_shapes.items()
         )
 
     def posterior(self, name, features):
-        """The Gaussian q(h_name | x) given the encoder's features."""
         k = self.latent_shapes[name][0]
         params = self.heads[name](features)
         loc, rest = params[..., :k], params[..., k:]
@@ -99,12 +59,6 @@ class AmortizedGaussianGuide(PyroModule):
         diag = tril.diagonal(dim1=-2, dim2=-1)
         tril = tril - torch.diag_embed(diag) + torch.diag_embed(softplus(diag) + 1e-5)
         return dist.MultivariateNormal(loc, scale_tril=tril)
-
-    def forward(self, x, y=None, index=None):
-        features = self.encoder(x)
-        with data_plate(self.num_data, x, index):
-            for name in self.latent_shapes:
-                pyro.sample(name, self.posterior(name, features))
 
 
 @GUIDES.register("diag", "amortized Gaussian, diagonal covariance C = diag(d)")

@@ -23,6 +23,13 @@ def data_plate(num_data, x, index=None):
     return pyro.plate("data", num_data, subsample=index, dim=-1)
 
 
+def check_batch(x, data_shape, model_name):
+    """Refuse a batch whose event shape is not the model's, naming both."""
+    if not torch.is_tensor(x) or x.dim() < 1 or x.shape[1:] != data_shape:
+        found = tuple(x.shape) if torch.is_tensor(x) else type(x).__name__
+        raise ValueError(f"{model_name} expects x of shape [batch, {', '.join(map(str, data_shape))}], got {found}")
+
+
 class Bernoulli:
     """x ~ Bernoulli(σ(T_0(h))), for binary images; ``support`` names what it scores."""
 

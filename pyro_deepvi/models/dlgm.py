@@ -34,7 +34,7 @@ from torch import nn
 
 from ..nn import MLP
 from ..registry import MODELS
-from .base import data_plate, flat_dim, make_likelihood
+from .base import check_batch, data_plate, flat_dim, make_likelihood
 
 
 @MODELS.register("dlgm", "deep latent Gaussian model (Rezende et al. 2014): L Gaussian layers, MLP links")
@@ -101,8 +101,8 @@ class DLGM(PyroModule):
         return log_p
 
     def model(self, x, y=None, index=None):
-        batch = x.shape[0]
-        x = x.reshape(batch, -1)
+        check_batch(x, self.data_shape, "dlgm")
+        x = x.reshape(x.shape[0], -1)
         if self.kappa is not None:
             pyro.factor("theta_g", self.weight_log_prior())
         with data_plate(self.num_data, x, index):

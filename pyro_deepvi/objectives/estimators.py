@@ -34,8 +34,21 @@ def _with_gradient_of(value, surrogate):
     return value + (surrogate - surrogate.detach())
 
 
+def _non_reparameterized_sites(guide_trace):
+    return [
+        name
+        for name, site in guide_trace.nodes.items()
+        if site["type"] == "sample" and not site["is_observed"] and not site["fn"].has_rsample
+    ]
+
+
 class ELBO:
-    """The evidence lower bound with ``Trace_ELBO``'s gradient estimator."""
+    """The evidence lower bound with ``Trace_ELBO``'s gradient estimator.
+
+    When every guide site is reparameterized, Trace_ELBO's surrogate is the bound
+    itself, −(N/B) Σ_n (1/k) Σ_i log w_i(x_n) − log p_global, and is computed from
+    the log weights directly (no host synchronization per site).
+    """
 
     def __init__(self, num_particles=1):
         self.num_particles = num_particles
@@ -45,8 +58,14 @@ class ELBO:
         return importance_traces(model, guide, self.num_particles, max_plate_nesting, args, kwargs)
 
     def loss(self, model_trace, guide_trace, weights):
+        if not _non_reparameterized_sites(guide_trace):
+            return self._bound_loss(weights)
         loss, surrogate = self._pyro_elbo._differentiable_loss_particle(model_trace, guide_trace)
         return _with_gradient_of(loss, surrogate) / self.num_particles
+
+    def _bound_loss(self, weights):
+        """−(N/B) Σ_n bound(x_n) − mean over particles of the sites outside the data plate."""
+        return -(weights.scale * self.bound(total(weights)).sum() + weights.log_p_global.mean())
 
     def bound(self, log_w):
         """The bound per data point from log weights [particles, batch]."""
@@ -80,15 +99,14 @@ class IWAE(ELBO):
         self.num_particles = num_particles
 
     def loss(self, model_trace, guide_trace, weights):
-        for name, site in guide_trace.nodes.items():
-            if site["type"] == "sample" and not site["is_observed"] and not site["fn"].has_rsample:
-                raise ValueError(
-                    f"iwae needs reparameterized guide sites, but site {name!r} "
-                    f"({type(site['fn']).__name__}) is not: Pyro's RenyiELBO would give its "
-                    "parameters zero gradient. Use the 'elbo' or 'tracegraph_elbo' objective."
-                )
-        per_datum = self.bound(total(weights))
-        return -(weights.scale * per_datum.sum() + weights.log_p_global.mean())
+        discrete = _non_reparameterized_sites(guide_trace)
+        if discrete:
+            raise ValueError(
+                f"iwae needs reparameterized guide sites, but site {discrete[0]!r} "
+                f"({type(guide_trace.nodes[discrete[0]]['fn']).__name__}) is not: Pyro's RenyiELBO would "
+                "give its parameters zero gradient. Use the 'elbo' or 'tracegraph_elbo' objective."
+            )
+        return self._bound_loss(weights)
 
     def bound(self, log_w):
         return torch.logsumexp(log_w, 0) - math.log(log_w.shape[0])

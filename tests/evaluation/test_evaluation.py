@@ -40,3 +40,19 @@ class HalfActive(PyroModule):
 def test_active_units_counts_units_whose_posterior_mean_varies():
     data = Dataset("toy", "test", torch.bernoulli(torch.full((200, 4), 0.5)), support="binary")
     assert active_units(HalfActive(), data) == {"z": 2, "total": 2}
+
+
+class InactiveFlow(PyroModule):
+    """q(z|x) = N(0, 1) pushed through an identity transform: no ``mean``, and no unit is active."""
+
+    def forward(self, x, y=None, index=None):
+        base = dist.Normal(torch.zeros(x.shape[0], 4), 1.0).to_event(1)
+        with data_plate(len(x), x, index):
+            pyro.sample("z", dist.TransformedDistribution(base, [dist.transforms.identity_transform]))
+
+
+def test_active_units_without_a_closed_form_mean_are_not_overcounted():
+    # With few draws the Monte Carlo error (Var_q / num_samples = 0.01) alone crosses the threshold.
+    data = Dataset("toy", "test", torch.bernoulli(torch.full((300, 4), 0.5)), support="binary")
+    assert active_units(InactiveFlow(), data)["total"] == 0
+    assert active_units(InactiveFlow(), data, num_samples=50)["total"] > 0

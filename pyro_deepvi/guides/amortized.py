@@ -1,0 +1,73 @@
+"""The shape every amortized guide shares: an encoder of x and one posterior per latent site.
+
+    q(h | x) = Π_site q(h_site | c(x)),   c = encoder(x)
+
+Subclasses give :meth:`AmortizedGuide.posterior`; the sites and their shapes
+come from the model's ``latent_shapes``, so one guide class fits every
+continuous-latent model.
+"""
+
+import pyro
+from pyro.nn import PyroModule
+from torch import nn
+
+from ..models.base import data_plate, flat_dim
+from ..nn import MLP
+
+
+def latent_shapes_of(model):
+    """The model's ``latent_shapes``, checked to be vectors (a clear error otherwise)."""
+    shapes = getattr(model, "latent_shapes", None)
+    if not shapes:
+        raise ValueError(
+            f"{type(model).__name__} does not describe its latent sites (``latent_shapes``), "
+            "so a generic guide cannot be built for it; use the model's own guide"
+        )
+    for name, shape in shapes.items():
+        if len(shape) != 1:
+            raise ValueError(f"latent site {name!r} must be a vector for a generic guide, got shape {tuple(shape)}")
+    return shapes
+
+
+class Encoder(nn.Module):
+    """x -> features, the shared trunk of an amortized guide.
+
+    An MLP with a final activation; with no hidden layers the features are x
+    itself, so every head is linear in x (exact for linear-Gaussian models).
+    """
+
+    def __init__(self, data_shape, hidden_dims):
+        super().__init__()
+        if hidden_dims:
+            self.net = nn.Sequential(MLP(flat_dim(data_shape), hidden_dims[:-1], hidden_dims[-1]), nn.Tanh())
+            self.out_dim = hidden_dims[-1]
+        else:
+            self.net = nn.Identity()
+            self.out_dim = flat_dim(data_shape)
+
+    def forward(self, x):
+        return self.net(x.reshape(x.shape[0], -1))
+
+
+class AmortizedGuide(PyroModule):
+    """Base of amortized guides: ``posterior(name, features)`` for each latent site, given x.
+
+    :param model: a model with ``latent_shapes``, ``data_shape`` and ``num_data``.
+    :param hidden_dims: widths of the encoder's hidden layers.
+    """
+
+    def __init__(self, model, hidden_dims=(200, 200)):
+        super().__init__()
+        self.latent_shapes = latent_shapes_of(model)
+        self.num_data = model.num_data
+        self.encoder = Encoder(model.data_shape, hidden_dims)
+
+    def posterior(self, name, features):
+        """The distribution q(h_name | x) given the encoder's features."""
+        raise NotImplementedError
+
+    def forward(self, x, y=None, index=None):
+        features = self.encoder(x)
+        with data_plate(self.num_data, x, index):
+            for name in self.latent_shapes:
+                pyro.sample(name, self.posterior(name, features))

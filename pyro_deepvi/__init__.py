@@ -11,7 +11,7 @@ import pyro
 # store: two models in one process (a comparison, a test) never share a name.
 pyro.settings.set(module_local_params=True)
 
-from . import guides, models, objectives  # noqa: E402  (registers the built-in components)
+from . import guides, models, objectives  # noqa: E402, F401  (registers the built-in components)
 from .data import load  # noqa: E402
 from .engine import TrainConfig, restore, train  # noqa: E402
 from .evaluation import evaluate_run  # noqa: E402

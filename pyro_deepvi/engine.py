@@ -45,7 +45,6 @@ from .registry import GUIDES, MODELS, OBJECTIVES
 from .run_dir import CHECKPOINT, CONFIG, METRICS, load_checkpoint, save_atomic, write_json_atomic
 
 
-
 @dataclass
 class TrainConfig:
     """Everything that defines a run; saved as ``config.json``."""
@@ -72,10 +71,12 @@ class TrainConfig:
     download: bool = False  # fetch a missing file-based data set (checksum-verified)
 
     def __post_init__(self):
-        for name in ("particles", "epochs", "batch_size"):
+        for name in ("particles", "epochs", "batch_size", "valid_particles", "test_particles"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not isinstance(self.eval_every, int) or self.eval_every < 0:
+            raise ValueError(f"eval_every must be a non-negative integer (0: no validation), got {self.eval_every!r}")
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr!r}")
         self.latent_dims = tuple(self.latent_dims)
@@ -132,7 +133,7 @@ def build(config, train_data):
     model = MODELS.get(config.model).from_data(
         train_data, latent_dims=config.latent_dims, hidden_dims=config.hidden_dims, **config.model_args
     )
-    check_compatible(train_data.support, model.support, config.model)
+    check_compatible(train_data.support, model.support, config.model, data_name=config.data)
     guide = GUIDES.get(config.guide)(model, hidden_dims=config.hidden_dims)
     objective = OBJECTIVES.get(config.objective)(particles=config.particles)
     return Components(model, guide, objective)

@@ -22,7 +22,6 @@ import functools
 import hashlib
 import logging
 import os
-import shutil
 import tempfile
 import urllib.request
 from pathlib import Path

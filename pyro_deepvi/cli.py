@@ -15,6 +15,8 @@ import json
 import sys
 from pathlib import Path
 
+from matplotlib.figure import Figure
+
 from . import DATASETS, GUIDES, MODELS, OBJECTIVES, TrainConfig, evaluate, train
 from .run_dir import write_json_atomic
 
@@ -51,6 +53,7 @@ def _add_run_options(parser):
     parser.add_argument("--particles", type=int, default=None, help="particles per data point (IWAE's k); default 1, or 5 for iwae")
     parser.add_argument("--latent-dims", type=_dims, default=defaults.latent_dims, help="e.g. 50 or 100,50 (bottom to top)")
     parser.add_argument("--hidden-dims", type=_dims, default=defaults.hidden_dims, help="e.g. 200,200 (empty string: linear)")
+    parser.add_argument("--guide-hidden-dims", type=_dims, default=None, help="the encoder's widths (default: --hidden-dims)")
     parser.add_argument(
         "--model-arg", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
         help="a model option, e.g. likelihood=\"gaussian\" or kappa=100 (repeatable)",
@@ -67,7 +70,7 @@ def _config(args, model, guide, objective, out):
     return TrainConfig(
         model=model, data=args.data, guide=guide, objective=objective, particles=particles,
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, latent_dims=args.latent_dims,
-        hidden_dims=args.hidden_dims, model_args=dict(args.model_arg), seed=args.seed, device=args.device,
+        hidden_dims=args.hidden_dims, guide_hidden_dims=args.guide_hidden_dims, model_args=dict(args.model_arg), seed=args.seed, device=args.device,
         out=out, eval_every=args.eval_every, test_particles=args.test_particles, progress=not args.no_progress,
         data_root=args.data_root, download=args.download,
     )
@@ -124,10 +127,9 @@ def cmd_compare(args):
 
 
 def _plot_comparison(rows, path):
-    from .evaluation.plots import plt
-
     labels = [f"{r['guide']}\n{r['objective']}" for r in rows]
-    fig, ax = plt.subplots(figsize=(1.6 * len(rows) + 2, 4))
+    fig = Figure(figsize=(1.6 * len(rows) + 2, 4))
+    ax = fig.subplots()
     positions = range(len(rows))
     ax.bar([p - 0.2 for p in positions], [r["test_elbo"] for r in rows], 0.4, label="test ELBO")
     ax.bar([p + 0.2 for p in positions], [r["test_log_likelihood"] for r in rows], 0.4, label="test log p(x)")
@@ -138,7 +140,6 @@ def _plot_comparison(rows, path):
     ax.set_ylabel("nats per data point")
     ax.legend()
     fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
 
 
 def make_parser():

@@ -36,7 +36,7 @@ import pyro
 import torch
 import torch.distributed as torch_dist
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .data import load
 from .data.checks import check_compatible
@@ -59,6 +59,7 @@ class TrainConfig:
     lr: float = 1e-3
     latent_dims: tuple = (50,)
     hidden_dims: tuple = (200, 200)
+    guide_hidden_dims: tuple = None  # the encoder's widths; hidden_dims when None
     model_args: dict = field(default_factory=dict)
     seed: int = 0
     device: str = "auto"
@@ -81,6 +82,12 @@ class TrainConfig:
             raise ValueError(f"lr must be positive, got {self.lr!r}")
         self.latent_dims = tuple(self.latent_dims)
         self.hidden_dims = tuple(self.hidden_dims)
+        if self.guide_hidden_dims is None:
+            self.guide_hidden_dims = self.hidden_dims
+        self.guide_hidden_dims = tuple(self.guide_hidden_dims)
+        repeated = {"latent_dims", "hidden_dims"} & set(self.model_args)
+        if repeated:
+            raise ValueError(f"set {', '.join(sorted(repeated))} as options of their own, not in model_args")
         if self.guide is None:
             self.guide = getattr(MODELS.get(self.model), "default_guide", "diag")
         if self.out is None:
@@ -134,7 +141,7 @@ def build(config, train_data):
         train_data, latent_dims=config.latent_dims, hidden_dims=config.hidden_dims, **config.model_args
     )
     check_compatible(train_data.support, model.support, config.model, data_name=config.data)
-    guide = GUIDES.get(config.guide)(model, hidden_dims=config.hidden_dims)
+    guide = GUIDES.get(config.guide)(model, hidden_dims=config.guide_hidden_dims)
     objective = OBJECTIVES.get(config.objective)(particles=config.particles)
     return Components(model, guide, objective)
 

@@ -91,6 +91,8 @@ def test_model_data_mismatch_is_named(tmp_path):
         ({"guide": "nope"}, "unknown guide 'nope'"),
         ({"model": "nope"}, "unknown model 'nope'"),
         ({"data": "nope"}, "unknown data set 'nope'"),
+        ({"model_args": {"hidden_dims": [3]}}, "hidden_dims as options of their own"),
+        ({"eval_every": -1}, "eval_every must be a non-negative integer"),
     ],
 )
 def test_bad_options_are_named(tmp_path, change, message):

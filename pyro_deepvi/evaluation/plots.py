@@ -1,13 +1,14 @@
-"""Pictures of a run: model samples, reconstructions and training curves (matplotlib PNGs)."""
+"""Pictures of a run: model samples, reconstructions and training curves (matplotlib PNGs).
+
+Figures are drawn on :class:`matplotlib.figure.Figure` objects, never through
+pyplot, so the library leaves the user's backend (a notebook's inline one) alone.
+"""
 
 import math
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-from pyro import poutine  # noqa: E402
+import torch
+from matplotlib.figure import Figure
+from pyro import poutine
 
 
 def image_shape(event_shape):
@@ -32,20 +33,21 @@ def save_image_grid(images, event_shape, path, title, columns=10):
         return False
     images = images.detach().cpu().reshape(-1, *shape)
     rows = math.ceil(len(images) / columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(columns, rows + 0.4), squeeze=False)
+    fig = Figure(figsize=(columns, rows + 0.4))
+    axes = fig.subplots(rows, columns, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, image in zip(axes.flat, images):
         ax.imshow(image.numpy(), cmap="gray", vmin=0, vmax=1)
     fig.suptitle(title)
     fig.savefig(path, dpi=80, bbox_inches="tight")
-    plt.close(fig)
     return True
 
 
 def save_curves(records, path):
     """Train and validation bounds per epoch, from ``metrics.jsonl`` records."""
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
     keys = sorted({k for r in records for k in r if k.startswith("valid_") or k in ("train_elbo", "train_bound")})
     for key in keys:
         points = [(r["epoch"], r[key]) for r in records if key in r]
@@ -54,4 +56,3 @@ def save_curves(records, path):
     ax.set_ylabel("nats per data point")
     ax.legend()
     fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)

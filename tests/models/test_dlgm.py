@@ -109,6 +109,8 @@ def test_rejects_bad_options():
         DLGM((6,), num_data=10, likelihood="poisson")
     with pytest.raises(ValueError, match="latent_dims"):
         DLGM((6,), num_data=10, latent_dims=())
+    with pytest.raises(ValueError, match=r"expects x of shape \[batch, 6\], got \(3, 5\)"):
+        DLGM((6,), num_data=10).model(torch.zeros(3, 5))
 
 
 def _mnist5k_log_likelihood(tmp_path, guide, objective, particles, epochs=60):

@@ -2,7 +2,7 @@
 
 from ..registry import OBJECTIVES
 from .estimators import ELBO, IWAE, TraceGraphELBO
-from .objective import NonFiniteLossError, Objective
+from .objective import NonFiniteLossError, Objective, Term
 
 
 @OBJECTIVES.register("elbo", "evidence lower bound, Trace_ELBO gradients (reparameterized or score function)")
@@ -20,4 +20,4 @@ def iwae(particles=5):
     return Objective(IWAE(particles))
 
 
-__all__ = ["ELBO", "IWAE", "NonFiniteLossError", "Objective", "TraceGraphELBO", "elbo", "iwae", "tracegraph_elbo"]
+__all__ = ["ELBO", "IWAE", "NonFiniteLossError", "Objective", "Term", "TraceGraphELBO", "elbo", "iwae", "tracegraph_elbo"]

@@ -5,9 +5,11 @@ and returns::
 
     loss = −bound + N · Σ_t weight_t · term_t(model_trace, guide_trace, log_weights)
 
-A term sees the traces of that same run and returns a per-data-point scalar
-(an average over the minibatch), so the objective multiplies it by the data
-set's size N to match the bound's units. After each call ``objective.parts``
+A term is a :class:`Term` (an ``nn.Module``, so a term with parameters of its
+own, such as an auxiliary network, is trained and checkpointed with the run).
+It sees the traces of that same run and returns a per-data-point scalar (an
+average over the minibatch), so the objective multiplies it by the data set's
+size N to match the bound's units. After each call ``objective.parts``
 holds detached per-data-point parts for logging: ``elbo``, ``rate``
 (E_q[log q(h|x) − log p(h)]), ``distortion`` (−E_q[log p(x|h)]), ``bound``
 (the estimator's own bound) and each term.
@@ -15,6 +17,7 @@ holds detached per-data-point parts for logging: ``elbo``, ``rate``
 
 import pyro
 import torch
+from torch import nn
 
 from ..importance import guess_max_plate_nesting, log_weights, total
 
@@ -35,17 +38,28 @@ def _first_nonfinite_site(*traces):
     return "no site has a non-finite value or log-density (a term or a parameter is to blame)"
 
 
-class Objective:
+class Term(nn.Module):
+    """A plug-in loss term: ``forward(model_trace, guide_trace, log_weights)`` -> per-data-point scalar.
+
+    ``log_weights`` is the run's :data:`~pyro_deepvi.importance.LogWeights`.
+    """
+
+    def forward(self, model_trace, guide_trace, log_weights):
+        raise NotImplementedError
+
+
+class Objective(nn.Module):
     """A base estimator (``ELBO``, ``TraceGraphELBO``, ``IWAE``) plus weighted terms.
 
     :param estimator: an estimator from :mod:`pyro_deepvi.objectives.estimators`.
-    :param dict terms: name -> ``(term, weight)``, where ``term(model_trace,
-        guide_trace, log_weights)`` returns a per-data-point scalar.
+    :param dict terms: name -> ``(term, weight)`` with ``term`` a :class:`Term`.
     """
 
     def __init__(self, estimator, terms=None):
+        super().__init__()
         self.estimator = estimator
-        self.terms = dict(terms or {})
+        self.terms = nn.ModuleDict({name: term for name, (term, _) in (terms or {}).items()})
+        self.weights = {name: weight for name, (_, weight) in (terms or {}).items()}
         self.parts = {}
         self._max_plate_nesting = None
 
@@ -58,7 +72,7 @@ class Objective:
             self._max_plate_nesting = guess_max_plate_nesting(model, guide, args, kwargs)
         return self.estimator.traces(model, guide, self._max_plate_nesting, args, kwargs)
 
-    def __call__(self, model, guide, *args, **kwargs):
+    def forward(self, model, guide, *args, **kwargs):
         try:
             model_trace, guide_trace = self._traces(model, guide, args, kwargs)
         except ValueError as e:
@@ -79,9 +93,9 @@ class Objective:
             "distortion": -weights.log_p_obs.detach().mean(),
         }
         num_data = weights.scale * log_w.shape[1]
-        for name, (term, weight) in self.terms.items():
+        for name, term in self.terms.items():
             value = term(model_trace, guide_trace, weights)
-            loss = loss + num_data * weight * value
+            loss = loss + num_data * self.weights[name] * value
             parts[name] = value.detach()
         if not torch.isfinite(loss):
             raise NonFiniteLossError(f"loss is {loss.item()}: {_first_nonfinite_site(model_trace, guide_trace)}")

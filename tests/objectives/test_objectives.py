@@ -10,7 +10,7 @@ from pyro.nn import PyroModule
 from pyro_deepvi import GUIDES, OBJECTIVES
 from pyro_deepvi.models import data_plate
 from pyro_deepvi.models.dlgm import DLGM
-from pyro_deepvi.objectives import NonFiniteLossError, Objective
+from pyro_deepvi.objectives import NonFiniteLossError, Objective, Term
 from pyro_deepvi.objectives.estimators import ELBO
 
 
@@ -132,12 +132,13 @@ def test_terms_see_the_same_run_and_enter_with_data_size_scale():
     x = batch()
     seen = {}
 
-    def rate(model_trace, guide_trace, weights):
-        seen["value"] = guide_trace.nodes["h1"]["value"]
-        return (weights.log_q - weights.log_p_latent).mean()
+    class Rate(Term):
+        def forward(self, model_trace, guide_trace, weights):
+            seen["value"] = guide_trace.nodes["h1"]["value"]
+            return (weights.log_q - weights.log_p_latent).mean()
 
     plain = Objective(ELBO())
-    with_term = Objective(ELBO(), {"rate": (rate, 0.5)})
+    with_term = Objective(ELBO(), {"rate": (Rate(), 0.5)})
     index = torch.arange(8)
     warm(plain, model.model, guide, x)
     warm(with_term, model.model, guide, x)
@@ -152,6 +153,22 @@ def test_terms_see_the_same_run_and_enter_with_data_size_scale():
         -(with_term.parts["rate"] + with_term.parts["distortion"]).item(), rel=1e-10
     )
     assert seen["value"].shape == (1, 8, 3)  # particle, data, event
+
+
+def test_a_term_with_parameters_is_trained_and_saved_with_the_run():
+    class Learned(Term):
+        def __init__(self):
+            super().__init__()
+            self.log_scale = torch.nn.Parameter(torch.zeros((), dtype=torch.float64))
+
+        def forward(self, model_trace, guide_trace, weights):
+            return self.log_scale.exp() * weights.log_q.mean()
+
+    model, guide = dlgm_and_guide()
+    objective = Objective(ELBO(), {"learned": (Learned(), 1.0)})
+    assert [name for name, _ in objective.named_parameters()] == ["terms.learned.log_scale"]
+    grad = grads(objective(model.model, guide, x=batch()), [objective.terms["learned"].log_scale])[0]
+    assert grad != 0
 
 
 def test_non_finite_loss_names_the_site():

@@ -1,7 +1,7 @@
 """pyro-deepvi: deep latent-variable models as Pyro programs, with swappable guides and objectives.
 
 The public API is small: the registries (``MODELS``, ``GUIDES``, ``OBJECTIVES``,
-``DATASETS``), ``load`` for data, ``train`` and ``TrainConfig`` for runs, and
+``TERMS``, ``DATASETS``), ``load`` for data, ``train`` and ``TrainConfig`` for runs, and
 ``evaluate`` for a trained run directory.
 """
 
@@ -15,7 +15,7 @@ from . import guides, models, objectives  # noqa: E402, F401  (registers the bui
 from .data import load  # noqa: E402
 from .engine import TrainConfig, restore, train  # noqa: E402
 from .evaluation import evaluate_run  # noqa: E402
-from .registry import DATASETS, GUIDES, MODELS, OBJECTIVES  # noqa: E402
+from .registry import DATASETS, GUIDES, MODELS, OBJECTIVES, TERMS  # noqa: E402
 
 
 def evaluate(run_dir, num_particles=None, device="auto"):
@@ -29,6 +29,7 @@ __all__ = [
     "GUIDES",
     "MODELS",
     "OBJECTIVES",
+    "TERMS",
     "TrainConfig",
     "evaluate",
     "load",

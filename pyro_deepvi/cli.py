@@ -17,7 +17,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from . import DATASETS, GUIDES, MODELS, OBJECTIVES, TrainConfig, evaluate, train
+from . import DATASETS, GUIDES, MODELS, OBJECTIVES, TERMS, TrainConfig, evaluate, train
 from .run_dir import write_json_atomic
 
 
@@ -58,6 +58,10 @@ def _add_run_options(parser):
         "--model-arg", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
         help="a model option, e.g. likelihood=\"gaussian\" or kappa=100 (repeatable)",
     )
+    parser.add_argument(
+        "--term", type=_key_value, action="append", default=[], metavar="NAME=WEIGHT",
+        help="add WEIGHT x a plug-in term to the loss, e.g. rate=3 for a beta-VAE with beta 4 (repeatable)",
+    )
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--device", default=defaults.device, help="auto (cuda when present), cpu, cuda, cuda:1")
     parser.add_argument("--eval-every", type=int, default=defaults.eval_every, help="epochs between validation passes (0: none)")
@@ -68,7 +72,7 @@ def _add_run_options(parser):
 def _config(args, model, guide, objective, out):
     particles = args.particles or (5 if objective == "iwae" else 1)
     return TrainConfig(
-        model=model, data=args.data, guide=guide, objective=objective, particles=particles,
+        model=model, data=args.data, guide=guide, objective=objective, particles=particles, terms=dict(args.term),
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, latent_dims=args.latent_dims,
         hidden_dims=args.hidden_dims, guide_hidden_dims=args.guide_hidden_dims, model_args=dict(args.model_arg), seed=args.seed, device=args.device,
         out=out, eval_every=args.eval_every, test_particles=args.test_particles, progress=not args.no_progress,
@@ -87,7 +91,8 @@ def _print_result(result):
 
 
 def cmd_list(args):
-    for title, registry in (("models", MODELS), ("guides", GUIDES), ("objectives", OBJECTIVES), ("data sets", DATASETS)):
+    registries = (("models", MODELS), ("guides", GUIDES), ("objectives", OBJECTIVES), ("terms", TERMS), ("data sets", DATASETS))
+    for title, registry in registries:
         print(f"{title}:")
         for name in registry:
             print(f"  {name:<18} {registry.summary(name)}")

@@ -41,7 +41,7 @@ from tqdm import tqdm
 from .data import load
 from .data.checks import check_compatible
 from .evaluation import evaluate_run, log_likelihood
-from .registry import GUIDES, MODELS, OBJECTIVES
+from .registry import GUIDES, MODELS, OBJECTIVES, TERMS
 from .run_dir import CHECKPOINT, CONFIG, METRICS, load_checkpoint, save_atomic, write_json_atomic
 
 
@@ -54,6 +54,7 @@ class TrainConfig:
     guide: str = None  # the model's default guide when None
     objective: str = "elbo"
     particles: int = 1
+    terms: dict = field(default_factory=dict)  # plug-in term name -> weight, added to the objective
     epochs: int = 100
     batch_size: int = 100
     lr: float = 1e-3
@@ -85,6 +86,9 @@ class TrainConfig:
         if self.guide_hidden_dims is None:
             self.guide_hidden_dims = self.hidden_dims
         self.guide_hidden_dims = tuple(self.guide_hidden_dims)
+        for name, weight in self.terms.items():
+            if not isinstance(weight, (int, float)):
+                raise ValueError(f"the weight of term {name!r} must be a number, got {weight!r}")
         repeated = {"latent_dims", "hidden_dims"} & set(self.model_args)
         if repeated:
             raise ValueError(f"set {', '.join(sorted(repeated))} as options of their own, not in model_args")
@@ -143,6 +147,8 @@ def build(config, train_data):
     check_compatible(train_data.support, model.support, config.model, data_name=config.data)
     guide = GUIDES.get(config.guide)(model, hidden_dims=config.guide_hidden_dims)
     objective = OBJECTIVES.get(config.objective)(particles=config.particles)
+    for name, weight in config.terms.items():
+        objective.add_term(name, TERMS.get(name).from_model(model), weight)
     return Components(model, guide, objective)
 
 

@@ -48,4 +48,5 @@ class Registry:
 MODELS = Registry("model")
 GUIDES = Registry("guide")
 OBJECTIVES = Registry("objective")
+TERMS = Registry("term")
 DATASETS = Registry("data set")

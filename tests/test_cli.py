@@ -12,17 +12,18 @@ SMALL = ["--data", "digits", "--epochs", "1", "--latent-dims", "4", "--hidden-di
 def test_list_names_every_registered_component(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
-    for name in ("dlgm", "diag", "rank_one", "full", "iaf", "elbo", "iwae", "tracegraph_elbo", "mnist5k", "digits"):
+    for name in ("dlgm", "diag", "rank_one", "full", "iaf", "elbo", "iwae", "tracegraph_elbo", "rate", "mnist5k", "digits"):
         assert f"  {name} " in out
 
 
 def test_train_then_eval(tmp_path, capsys):
     run = tmp_path / "run"
-    assert main(["train", "dlgm", "--guide", "rank_one", "--objective", "iwae", "--particles", "3", "--out", str(run), *SMALL]) == 0
+    assert main(["train", "dlgm", "--guide", "rank_one", "--objective", "iwae", "--particles", "3", "--term", "rate=0.5", "--out", str(run), *SMALL]) == 0
     out = capsys.readouterr().out
     assert "test log-likelihood" in out and "IWAE, k = 10" in out
     config = json.loads((run / "config.json").read_text())
     assert (config["guide"], config["objective"], config["particles"], config["latent_dims"]) == ("rank_one", "iwae", 3, [4])
+    assert config["terms"] == {"rate": 0.5}
     assert main(["eval", str(run), "--particles", "20"]) == 0
     assert json.loads((run / "eval.json").read_text())["num_particles"] == 20
 

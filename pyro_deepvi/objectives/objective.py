@@ -58,10 +58,21 @@ class Objective(nn.Module):
     def __init__(self, estimator, terms=None):
         super().__init__()
         self.estimator = estimator
-        self.terms = nn.ModuleDict({name: term for name, (term, _) in (terms or {}).items()})
-        self.weights = {name: weight for name, (_, weight) in (terms or {}).items()}
+        self.terms = nn.ModuleDict()
+        self.weights = {}
         self.parts = {}
         self._max_plate_nesting = None
+        for name, (term, weight) in (terms or {}).items():
+            self.add_term(name, term, weight)
+
+    def add_term(self, name, term, weight):
+        """Add ``weight · term`` to the loss; the term's value is logged as ``parts[name]``."""
+        if name in self.terms:
+            raise ValueError(f"the objective already has a term named {name!r}")
+        if not isinstance(term, Term):
+            raise TypeError(f"term {name!r} must be a pyro_deepvi.objectives.Term, got {type(term).__name__}")
+        self.terms[name] = term
+        self.weights[name] = float(weight)
 
     @property
     def num_particles(self):

@@ -191,3 +191,21 @@ def test_every_guide_fits_a_two_layer_model_and_learns(guide_name):
     assert all(torch.isfinite(g).all() for g in guide_grads)
     assert sum(g.abs().sum() for g in guide_grads) > 0
     assert objective.parts["bound"] >= objective.parts["elbo"] - 1e-9  # L_k ≥ mean log w within one draw
+
+
+def test_rate_term_makes_a_beta_vae(tmp_path):
+    from pyro_deepvi import TrainConfig
+    from pyro_deepvi.engine import Trainer
+
+    config = TrainConfig(
+        data="digits", terms={"rate": 3.0}, epochs=1, latent_dims=(4,), hidden_dims=(16,), out=str(tmp_path),
+        eval_every=0, progress=False,
+    )
+    components = Trainer(config).components
+    objective = components.objective
+    assert objective.weights == {"rate": 3.0}
+    loss = objective(components.model.model, components.guide, x=torch.bernoulli(torch.full((8, 64), 0.5)), index=torch.arange(8))
+    parts = objective.parts
+    num_data = 1197  # digits' training split: the loss is for the whole data set
+    # D + (1 + 3) R per data point, with one particle
+    assert loss.item() == pytest.approx(num_data * (parts["distortion"] + 4 * parts["rate"]).item(), rel=1e-5)

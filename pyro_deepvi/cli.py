@@ -88,6 +88,11 @@ def _print_result(result):
     )
     units = ", ".join(f"{k} {v}" for k, v in result["active_units"].items())
     print(f"active units         {units}")
+    s = result["elbo_surgery"]
+    print(
+        f"ELBO surgery (train) average KL {s['average_kl']:.2f} = I[n;z] {s['index_code_mi']:.2f} "
+        f"(log N = {s['log_n']:.2f}) + KL(q(z)||p(z)) {s['marginal_kl']:.2f} nats"
+    )
 
 
 def cmd_list(args):

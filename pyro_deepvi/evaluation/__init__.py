@@ -1,8 +1,9 @@
-"""Evaluation: IWAE-k log-likelihood, active units, pictures, the ``eval.json`` report."""
+"""Evaluation: IWAE-k log-likelihood, active units, ELBO surgery, pictures, the ``eval.json`` report."""
 
 from . import log_likelihood
 from .active_units import active_units
 from .log_likelihood import bounds
 from .report import evaluate_run
+from .surgery import elbo_surgery
 
-__all__ = ["active_units", "bounds", "evaluate_run", "log_likelihood"]
+__all__ = ["active_units", "bounds", "elbo_surgery", "evaluate_run", "log_likelihood"]

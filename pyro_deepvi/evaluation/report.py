@@ -1,4 +1,8 @@
-"""Evaluate a trained run on its test split and write ``eval.json`` and the pictures."""
+"""Evaluate a trained run and write ``eval.json`` and the pictures.
+
+The bounds and active units are measured on the test split; ELBO surgery, like
+Hoffman & Johnson's, on the training split the encoder was fit to.
+"""
 
 from pathlib import Path
 
@@ -8,10 +12,11 @@ from ..run_dir import EVAL, read_metrics, write_json_atomic
 from .active_units import active_units
 from .log_likelihood import bounds
 from .plots import observation_mean, save_curves, save_image_grid
+from .surgery import elbo_surgery
 
 
 def evaluate_run(run_dir, components, config, num_particles=None, seed=0):
-    """Test ELBO, IWAE-k log-likelihood and active units of a run; writes ``eval.json``.
+    """Test ELBO, IWAE-k log-likelihood, active units and ELBO surgery of a run; writes ``eval.json``.
 
     :param run_dir: the run directory (pictures and ``eval.json`` go there).
     :param components: the run's :class:`~pyro_deepvi.engine.Components`.
@@ -34,6 +39,7 @@ def evaluate_run(run_dir, components, config, num_particles=None, seed=0):
         "test_log_likelihood_stderr": float(log_lik.std() / len(test) ** 0.5),
         "num_particles": num_particles,
         "active_units": active_units(guide, test, seed=seed),
+        "elbo_surgery": elbo_surgery(model, guide, config.load_data("train").to(device), seed=seed),
     }
     write_json_atomic(result, run_dir / EVAL)
     with torch.no_grad(), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):

@@ -1,9 +1,18 @@
-"""Evaluation: IWAE-k log-likelihood, active units, ELBO surgery, pictures, the ``eval.json`` report."""
+"""Evaluation: IWAE-k log-likelihood, active units, ELBO surgery, MIG, pictures, the ``eval.json`` report."""
 
 from . import log_likelihood
 from .active_units import active_units
+from .disentanglement import mutual_information_gap, posterior_means
 from .log_likelihood import bounds
 from .report import evaluate_run
 from .surgery import elbo_surgery
 
-__all__ = ["active_units", "bounds", "elbo_surgery", "evaluate_run", "log_likelihood"]
+__all__ = [
+    "active_units",
+    "bounds",
+    "elbo_surgery",
+    "evaluate_run",
+    "log_likelihood",
+    "mutual_information_gap",
+    "posterior_means",
+]

@@ -18,13 +18,18 @@ def image_shape(event_shape):
     return (side, side) if side * side == size else None
 
 
-def observation_mean(model, x, guide=None):
-    """E[x | h] of the model's ``x`` site: h from the prior, or from ``guide(x)`` to reconstruct."""
+def observation_mean(model, batch, guide=None):
+    """E[x | h] of the model's ``x`` site: h from the prior, or from the guide to reconstruct.
+
+    ``batch`` holds the model's keyword arguments (``x``, and ``y`` where there is one);
+    returns ``None`` when the model observes no site named ``x``.
+    """
     model_fn = poutine.uncondition(model)
     if guide is not None:
-        guide_trace = poutine.trace(guide).get_trace(x)
+        guide_trace = poutine.trace(guide).get_trace(**batch)
         model_fn = poutine.replay(model_fn, trace=guide_trace)
-    return poutine.trace(model_fn).get_trace(x).nodes["x"]["fn"].mean
+    site = poutine.trace(model_fn).get_trace(**batch).nodes.get("x")
+    return None if site is None else site["fn"].mean
 
 
 def save_image_grid(images, event_shape, path, title, columns=10):

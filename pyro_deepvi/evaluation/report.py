@@ -18,6 +18,9 @@ from .surgery import elbo_surgery
 def evaluate_run(run_dir, components, config, num_particles=None, seed=0):
     """Test ELBO, IWAE-k log-likelihood, active units and ELBO surgery of a run; writes ``eval.json``.
 
+    A model may add metrics of its own paper with a method
+    ``evaluate(guide, test_data, seed) -> dict``, merged into the report.
+
     :param run_dir: the run directory (pictures and ``eval.json`` go there).
     :param components: the run's :class:`~pyro_deepvi.engine.Components`.
     :param config: the run's :class:`~pyro_deepvi.engine.TrainConfig`.
@@ -41,12 +44,25 @@ def evaluate_run(run_dir, components, config, num_particles=None, seed=0):
         "active_units": active_units(guide, test, seed=seed),
         "elbo_surgery": elbo_surgery(model, guide, config.load_data("train").to(device), seed=seed),
     }
+    if hasattr(components.model, "evaluate"):
+        result.update(components.model.evaluate(guide, test, seed=seed))
     write_json_atomic(result, run_dir / EVAL)
-    with torch.no_grad(), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(seed)
-        x = test.batch(torch.arange(min(50, len(test)), device=device))["x"]
-        save_image_grid(observation_mean(model, x), test.event_shape, run_dir / "samples.png", "samples, E[x | h], h ~ p(h)")
-        pairs = torch.stack([x[:25], observation_mean(model, x[:25], guide)], 1).reshape(50, -1)
-        save_image_grid(pairs, test.event_shape, run_dir / "reconstructions.png", "data | reconstruction")
+    _save_pictures(model, guide, test, run_dir, seed)
     save_curves(read_metrics(run_dir), run_dir / "curves.png")
     return result
+
+
+def _save_pictures(model, guide, test, run_dir, seed):
+    """samples.png and reconstructions.png, for models whose observed site ``x`` is an image."""
+    device = test.x.device
+    with torch.no_grad(), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        batch = test.batch(torch.arange(min(50, len(test)), device=device))
+        batch.pop("index")
+        samples = observation_mean(model, batch)
+        if samples is None:
+            return
+        save_image_grid(samples, test.event_shape, run_dir / "samples.png", "samples, E[x | h], h ~ p(h)")
+        few = {k: v[:25] for k, v in batch.items()}
+        pairs = torch.stack([few["x"], observation_mean(model, few, guide)], 1).reshape(50, -1)
+        save_image_grid(pairs, test.event_shape, run_dir / "reconstructions.png", "data | reconstruction")

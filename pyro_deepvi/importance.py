@@ -47,11 +47,16 @@ def importance_traces(model, guide, num_particles, max_plate_nesting, args=(), k
     )
 
 
-#: Per-data-point parts [particles, batch] and the part outside the data plate [particles].
-LogWeights = namedtuple("LogWeights", ["log_p_obs", "log_p_latent", "log_q", "log_p_global", "scale"])
-LogWeights.__doc__ = """log w = log_p_obs + log_p_latent − log_q per data point, plus log_p_global.
+#: Per-data-point parts [particles, batch] and the parts outside the data plate [particles].
+LogWeights = namedtuple(
+    "LogWeights", ["log_p_obs", "log_p_latent", "log_q", "log_p_global", "log_q_global", "global_latents", "scale"]
+)
+LogWeights.__doc__ = """log w = log_p_obs + log_p_latent − log_q per data point, plus log_p_global − log_q_global.
 
-``scale`` is the data plate's N / B (1 when the batch is the whole data set)."""
+``global_latents`` names the guide's sites outside the data plate (global
+latents, such as the weights of a deep exponential family): with any, log w no
+longer splits into per-data-point weights. ``scale`` is the data plate's N / B
+(1 when the batch is the whole data set)."""
 
 
 def _data_frame(site):
@@ -81,7 +86,8 @@ def log_weights(model_trace, guide_trace, max_plate_nesting):
     :raises ValueError: when no site lies in a ``"data"`` plate.
     """
     particle_dim = -(max_plate_nesting + 1)
-    parts = {"obs": 0.0, "latent": 0.0, "q": 0.0, "global": 0.0}
+    parts = {"obs": 0.0, "latent": 0.0, "q": 0.0, "p_global": 0.0, "q_global": 0.0}
+    global_latents = []
     scale = None
     for role, trace in (("model", model_trace), ("guide", guide_trace)):
         for name, site in trace.nodes.items():
@@ -93,12 +99,10 @@ def log_weights(model_trace, guide_trace, max_plate_nesting):
             log_prob = _reduce(log_prob, particle_dim, frame.dim if frame else None)
             if frame is None:
                 if role == "guide":
-                    raise ValueError(
-                        f"guide site {name!r} lies outside the 'data' plate: a global latent "
-                        "has no per-data-point weight (keep global parameters as parameters, "
-                        "or a MAP point)"
-                    )
-                parts["global"] = parts["global"] + log_prob.squeeze(-1)
+                    global_latents.append(name)
+                    parts["q_global"] = parts["q_global"] + log_prob.squeeze(-1)
+                else:
+                    parts["p_global"] = parts["p_global"] + log_prob.squeeze(-1)
                 continue
             scale = site["scale"]
             if role == "guide":
@@ -118,9 +122,21 @@ def log_weights(model_trace, guide_trace, max_plate_nesting):
         parts["obs"] + zero,
         parts["latent"] + zero,
         parts["q"] + zero,
-        parts["global"] + zero[:, 0],
+        parts["p_global"] + zero[:, 0],
+        parts["q_global"] + zero[:, 0],
+        tuple(global_latents),
         scale,
     )
+
+
+def check_local(weights, what):
+    """Refuse global latents where a bound must split into one weight per data point."""
+    if weights.global_latents:
+        raise ValueError(
+            f"{what} needs one importance weight per data point, but the guide's site(s) "
+            f"{', '.join(map(repr, weights.global_latents))} lie outside the 'data' plate (global latents); "
+            "use the 'elbo' or 'tracegraph_elbo' objective"
+        )
 
 
 def total(weights):

@@ -12,7 +12,7 @@ import math
 import pyro
 import torch
 
-from ..importance import guess_max_plate_nesting, importance_traces, log_weights, total
+from ..importance import check_local, guess_max_plate_nesting, importance_traces, log_weights, total
 
 
 @torch.no_grad()
@@ -40,7 +40,9 @@ def bounds(model, guide, data, num_particles=5000, chunk_size=500, batch_size=10
             for done in range(0, num_particles, chunk_size):
                 k = min(chunk_size, num_particles - done)
                 traces = importance_traces(model, guide, k, nesting, kwargs=batch)
-                log_w = total(log_weights(*traces, nesting))
+                weights = log_weights(*traces, nesting)
+                check_local(weights, "the IWAE-k estimate of log p(x_n)")
+                log_w = total(weights)
                 chunk = torch.logsumexp(log_w, 0)
                 log_sum = chunk if log_sum is None else torch.logaddexp(log_sum, chunk)
                 mean = mean + log_w.sum(0) / num_particles

@@ -25,7 +25,7 @@ import torch
 from pyro.infer import Trace_ELBO, TraceGraph_ELBO
 from pyro.infer.tracegraph_elbo import TrackNonReparam
 
-from ..importance import importance_traces, total
+from ..importance import check_local, importance_traces, total
 
 
 def _with_gradient_of(value, surrogate):
@@ -64,8 +64,9 @@ class ELBO:
         return _with_gradient_of(loss, surrogate) / self.num_particles
 
     def _bound_loss(self, weights):
-        """−(N/B) Σ_n bound(x_n) − mean over particles of the sites outside the data plate."""
-        return -(weights.scale * self.bound(total(weights)).sum() + weights.log_p_global.mean())
+        """−(N/B) Σ_n bound(x_n) − mean over particles of log p − log q outside the data plate."""
+        global_part = (weights.log_p_global - weights.log_q_global).mean()
+        return -(weights.scale * self.bound(total(weights)).sum() + global_part)
 
     def bound(self, log_w):
         """The bound per data point from log weights [particles, batch]."""
@@ -106,6 +107,7 @@ class IWAE(ELBO):
                 f"({type(guide_trace.nodes[discrete[0]]['fn']).__name__}) is not: Pyro's RenyiELBO would "
                 "give its parameters zero gradient. Use the 'elbo' or 'tracegraph_elbo' objective."
             )
+        check_local(weights, "iwae")
         return self._bound_loss(weights)
 
     def bound(self, log_w):

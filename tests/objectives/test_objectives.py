@@ -209,3 +209,43 @@ def test_rate_term_makes_a_beta_vae(tmp_path):
     num_data = 1197  # digits' training split: the loss is for the whole data set
     # D + (1 + 3) R per data point, with one particle
     assert loss.item() == pytest.approx(num_data * (parts["distortion"] + 4 * parts["rate"]).item(), rel=1e-5)
+
+
+class GlobalWeight(PyroModule):
+    """A global latent w ~ N(0, 1) shared by every data point, and a local z_n."""
+
+    def __init__(self):
+        super().__init__()
+        self.w_loc = torch.nn.Parameter(torch.tensor(0.3, dtype=torch.float64))
+        self.z_loc = torch.nn.Linear(3, 1).double()
+
+    def model(self, x, y=None, index=None):
+        w = pyro.sample("w", dist.Normal(torch.tensor(0.0, dtype=torch.float64), 1.0))
+        with data_plate(20, x, index):
+            z = pyro.sample("z", dist.Normal(torch.zeros(len(x), dtype=torch.float64), 1.0))
+            pyro.sample("x", dist.Normal((w + z).unsqueeze(-1) + torch.zeros_like(x), 1.0).to_event(1), obs=x)
+
+    def guide(self, x, y=None, index=None):
+        pyro.sample("w", dist.Normal(self.w_loc, 0.5))
+        with data_plate(20, x, index):
+            pyro.sample("z", dist.Normal(self.z_loc(x).squeeze(-1), 0.7))
+
+
+def test_global_latents_work_with_the_elbo_and_are_refused_by_iwae():
+    torch.manual_seed(0)
+    m = GlobalWeight()
+    x, index = torch.randn(5, 3, dtype=torch.float64), torch.arange(5)
+    params = list(m.parameters())
+    objective = OBJECTIVES.get("elbo")(particles=4)
+    warm(objective, m.model, m.guide, x)
+    pyro.set_rng_seed(8)
+    ours = objective(m.model, m.guide, x=x, index=index)
+    pyro.set_rng_seed(8)
+    reference = Trace_ELBO(num_particles=4, vectorize_particles=True, max_plate_nesting=1).differentiable_loss(
+        m.model, m.guide, x=x, index=index
+    )
+    assert ours.item() == pytest.approx(reference.item(), rel=1e-10)
+    for a, b in zip(grads(ours, params), grads(reference, params)):
+        assert torch.allclose(a, b, rtol=1e-8, atol=1e-10)
+    with pytest.raises(ValueError, match="iwae needs one importance weight per data point.*'w'"):
+        OBJECTIVES.get("iwae")(particles=3)(m.model, m.guide, x=x, index=index)

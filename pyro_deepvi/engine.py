@@ -41,6 +41,7 @@ from tqdm import tqdm
 from .data import load
 from .data.checks import check_compatible
 from .evaluation import evaluate_run, log_likelihood
+from .objectives.schedules import parse_weight
 from .registry import GUIDES, MODELS, OBJECTIVES, TERMS
 from .run_dir import CHECKPOINT, CONFIG, METRICS, load_checkpoint, save_atomic, write_json_atomic
 
@@ -54,7 +55,7 @@ class TrainConfig:
     guide: str = None  # the model's default guide when None
     objective: str = "elbo"
     particles: int = 1
-    terms: dict = field(default_factory=dict)  # plug-in term name -> weight, added to the objective
+    terms: dict = field(default_factory=dict)  # plug-in term name -> weight or schedule ("linear:-1:0:10")
     epochs: int = 100
     batch_size: int = 100
     lr: float = 1e-3
@@ -86,9 +87,8 @@ class TrainConfig:
         if self.guide_hidden_dims is None:
             self.guide_hidden_dims = self.hidden_dims
         self.guide_hidden_dims = tuple(self.guide_hidden_dims)
-        for name, weight in self.terms.items():
-            if not isinstance(weight, (int, float)):
-                raise ValueError(f"the weight of term {name!r} must be a number, got {weight!r}")
+        for weight in self.terms.values():
+            parse_weight(weight)  # a clear error now for a weight that cannot be read
         repeated = {"latent_dims", "hidden_dims"} & set(self.model_args)
         if repeated:
             raise ValueError(f"set {', '.join(sorted(repeated))} as options of their own, not in model_args")
@@ -321,12 +321,14 @@ class Trainer:
                 leave=False,
             )
             for b in bar:
+                self.components.objective.set_epoch(self.epoch + b / num_batches)
                 self._train_step(self.distributed.shard(order[b * batch_size : (b + 1) * batch_size]))
                 for name, value in self.components.objective.parts.items():
                     sums[name] = sums.get(name, 0.0) + value
             self.epoch += 1
             record = {"epoch": self.epoch, "step": self.step, "seconds": time.perf_counter() - started}
             record.update({f"train_{k}": float(v) / num_batches for k, v in sums.items()})
+            record.update({f"weight_{k}": v for k, v in self.components.objective.weights.items()})
             if config.eval_every and (self.epoch % config.eval_every == 0 or self.epoch == config.epochs):
                 validation = validate(self.components, self.valid_data, config.valid_particles, config.seed)
                 record.update({f"valid_{k}": v for k, v in validation.items()})

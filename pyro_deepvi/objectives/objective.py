@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from ..importance import guess_max_plate_nesting, log_weights, total
+from .schedules import parse_weight
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -52,27 +53,39 @@ class Objective(nn.Module):
     """A base estimator (``ELBO``, ``TraceGraphELBO``, ``IWAE``) plus weighted terms.
 
     :param estimator: an estimator from :mod:`pyro_deepvi.objectives.estimators`.
-    :param dict terms: name -> ``(term, weight)`` with ``term`` a :class:`Term`.
+    :param dict terms: name -> ``(term, weight)`` with ``term`` a :class:`Term` and
+        ``weight`` a number or a schedule string such as ``"linear:-1:0:10"``.
     """
 
     def __init__(self, estimator, terms=None):
         super().__init__()
         self.estimator = estimator
         self.terms = nn.ModuleDict()
+        self.schedules = {}
         self.weights = {}
+        self.epoch = 0.0
         self.parts = {}
         self._max_plate_nesting = None
         for name, (term, weight) in (terms or {}).items():
             self.add_term(name, term, weight)
 
     def add_term(self, name, term, weight):
-        """Add ``weight · term`` to the loss; the term's value is logged as ``parts[name]``."""
+        """Add ``weight · term`` to the loss; the term's value is logged as ``parts[name]``.
+
+        ``weight`` is a number or a schedule (see :mod:`~pyro_deepvi.objectives.schedules`).
+        """
         if name in self.terms:
             raise ValueError(f"the objective already has a term named {name!r}")
         if not isinstance(term, Term):
             raise TypeError(f"term {name!r} must be a pyro_deepvi.objectives.Term, got {type(term).__name__}")
         self.terms[name] = term
-        self.weights[name] = float(weight)
+        self.schedules[name] = parse_weight(weight)
+        self.weights[name] = self.schedules[name](self.epoch)
+
+    def set_epoch(self, epoch):
+        """Evaluate every term's weight schedule at the training progress ``epoch`` (a float)."""
+        self.epoch = epoch
+        self.weights = {name: schedule(epoch) for name, schedule in self.schedules.items()}
 
     @property
     def num_particles(self):

@@ -62,6 +62,10 @@ def _add_run_options(parser):
         "--term", type=_key_value, action="append", default=[], metavar="NAME=WEIGHT",
         help="add WEIGHT x a plug-in term to the loss, e.g. rate=3 for a beta-VAE with beta 4 (repeatable)",
     )
+    parser.add_argument(
+        "--term-arg", type=_key_value, action="append", default=[], metavar="NAME.OPTION=VALUE",
+        help="an option of a term, e.g. mmd.kernel=\"imq\" or anchor.dims=[0,1] (repeatable)",
+    )
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--device", default=defaults.device, help="auto (cuda when present), cpu, cuda, cuda:1")
     parser.add_argument("--eval-every", type=int, default=defaults.eval_every, help="epochs between validation passes (0: none)")
@@ -69,10 +73,21 @@ def _add_run_options(parser):
     parser.add_argument("--no-progress", action="store_true", help="no progress bars or per-epoch lines")
 
 
+def _term_args(pairs):
+    options = {}
+    for key, value in pairs:
+        term, dot, option = key.partition(".")
+        if not dot or not term or not option:
+            raise ValueError(f"--term-arg takes NAME.OPTION=VALUE, got {key!r}")
+        options.setdefault(term, {})[option] = value
+    return options
+
+
 def _config(args, model, guide, objective, out):
     particles = args.particles or (5 if objective == "iwae" else 1)
     return TrainConfig(
         model=model, data=args.data, guide=guide, objective=objective, particles=particles, terms=dict(args.term),
+        term_args=_term_args(args.term_arg),
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, latent_dims=args.latent_dims,
         hidden_dims=args.hidden_dims, guide_hidden_dims=args.guide_hidden_dims, model_args=dict(args.model_arg), seed=args.seed, device=args.device,
         out=out, eval_every=args.eval_every, test_particles=args.test_particles, progress=not args.no_progress,

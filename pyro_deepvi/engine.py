@@ -56,6 +56,7 @@ class TrainConfig:
     objective: str = "elbo"
     particles: int = 1
     terms: dict = field(default_factory=dict)  # plug-in term name -> weight or schedule ("linear:-1:0:10")
+    term_args: dict = field(default_factory=dict)  # term name -> {option: value}, for the term's from_model
     epochs: int = 100
     batch_size: int = 100
     lr: float = 1e-3
@@ -89,6 +90,9 @@ class TrainConfig:
         self.guide_hidden_dims = tuple(self.guide_hidden_dims)
         for weight in self.terms.values():
             parse_weight(weight)  # a clear error now for a weight that cannot be read
+        stray = set(self.term_args) - set(self.terms)
+        if stray:
+            raise ValueError(f"term_args name term(s) {sorted(stray)} that are not among the terms {sorted(self.terms)}")
         repeated = {"latent_dims", "hidden_dims"} & set(self.model_args)
         if repeated:
             raise ValueError(f"set {', '.join(sorted(repeated))} as options of their own, not in model_args")
@@ -148,7 +152,7 @@ def build(config, train_data):
     guide = GUIDES.get(config.guide)(model, hidden_dims=config.guide_hidden_dims)
     objective = OBJECTIVES.get(config.objective)(particles=config.particles)
     for name, weight in config.terms.items():
-        objective.add_term(name, TERMS.get(name).from_model(model), weight)
+        objective.add_term(name, TERMS.get(name).from_model(model, **config.term_args.get(name, {})), weight)
     return Components(model, guide, objective)
 
 

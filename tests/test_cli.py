@@ -18,12 +18,13 @@ def test_list_names_every_registered_component(capsys):
 
 def test_train_then_eval(tmp_path, capsys):
     run = tmp_path / "run"
-    assert main(["train", "dlgm", "--guide", "rank_one", "--objective", "iwae", "--particles", "3", "--term", "rate=0.5", "--out", str(run), *SMALL]) == 0
+    assert main(["train", "dlgm", "--guide", "rank_one", "--objective", "iwae", "--particles", "3", "--term", "rate=0.5", "--term", "mmd=2", "--term-arg", "mmd.kernel=imq", "--out", str(run), *SMALL]) == 0
     out = capsys.readouterr().out
     assert "test log-likelihood" in out and "IWAE, k = 10" in out
     config = json.loads((run / "config.json").read_text())
     assert (config["guide"], config["objective"], config["particles"], config["latent_dims"]) == ("rank_one", "iwae", 3, [4])
-    assert config["terms"] == {"rate": 0.5}
+    assert config["terms"] == {"rate": 0.5, "mmd": 2}
+    assert config["term_args"] == {"mmd": {"kernel": "imq"}}
     assert main(["eval", str(run), "--particles", "20"]) == 0
     assert json.loads((run / "eval.json").read_text())["num_particles"] == 20
 
@@ -42,6 +43,8 @@ def test_errors_are_one_clear_line(tmp_path, capsys):
     assert "unknown model 'nope'; choose one of: dlgm" in capsys.readouterr().err
     assert main(["eval", str(tmp_path / "missing")]) == 2
     assert "not a run directory" in capsys.readouterr().err
+    assert main(["train", "--term-arg", "mmd.kernel=imq", "--out", str(tmp_path / "t"), *SMALL]) == 2
+    assert "not among the terms" in capsys.readouterr().err
 
 
 def test_console_script_entry_point():

@@ -103,6 +103,9 @@ def _print_result(result):
     )
     units = ", ".join(f"{k} {v}" for k, v in result["active_units"].items())
     print(f"active units         {units}")
+    for key, label in (("linear_probe_accuracy", "linear probe on E[z|x]"), ("mig", "MIG"), ("test_error", "test error")):
+        if key in result:
+            print(f"{label:<21}{result[key]:.4f}")
     s = result["elbo_surgery"]
     print(
         f"ELBO surgery (train) average KL {s['average_kl']:.2f} = I[n;z] {s['index_code_mi']:.2f} "

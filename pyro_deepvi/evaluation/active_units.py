@@ -37,12 +37,9 @@ def _posterior_means(guide, batch, num_samples):
 
 
 @torch.no_grad()
-def active_units(guide, data, num_samples=1000, threshold=0.01, batch_size=500, seed=0):
-    """Count active units per latent site of ``guide``.
-
-    :returns: ``{site: number of active units}`` and, under ``"total"``, their sum.
-    """
-    means = {}
+def posterior_means_by_site(guide, data, num_samples=1000, batch_size=500, seed=0):
+    """E_q[u | x] of every data point, per latent site of ``guide``: ``{site: [N, dim]}``."""
+    chunks = {}
     with torch.random.fork_rng(devices=[data.x.device] if data.x.is_cuda else []):
         pyro.set_rng_seed(seed)
         for start in range(0, len(data), batch_size):
@@ -50,7 +47,16 @@ def active_units(guide, data, num_samples=1000, threshold=0.01, batch_size=500, 
             batch = data.batch(index)
             batch.pop("index")
             for name, mean in _posterior_means(guide, batch, num_samples).items():
-                means.setdefault(name, []).append(mean.reshape(index.shape[0], -1))
-    counts = {name: int((torch.cat(chunks).var(0) > threshold).sum()) for name, chunks in means.items()}
+                chunks.setdefault(name, []).append(mean.reshape(index.shape[0], -1))
+    return {name: torch.cat(parts) for name, parts in chunks.items()}
+
+
+def active_units(guide, data, num_samples=1000, threshold=0.01, batch_size=500, seed=0):
+    """Count active units per latent site of ``guide``.
+
+    :returns: ``{site: number of active units}`` and, under ``"total"``, their sum.
+    """
+    means = posterior_means_by_site(guide, data, num_samples, batch_size, seed)
+    counts = {name: int((mean.var(0) > threshold).sum()) for name, mean in means.items()}
     counts["total"] = sum(counts.values())
     return counts

@@ -28,10 +28,9 @@ bins keeps 4.25 of its 5 bits: 0.85), and a finite sample gives independent
 pairs a small positive ``I`` (about ``(num_bins - 1)(|v_k| - 1) / 2N`` nats).
 """
 
-import pyro
 import torch
 
-from .active_units import _posterior_means
+from .active_units import posterior_means_by_site
 
 
 def discretize(latents, num_bins=20):
@@ -163,17 +162,9 @@ def posterior_means(guide, data, site=None, batch_size=500, num_samples=1000, se
     :param str site: one latent site; by default all of them, each flattened
         per data point and concatenated in the order the guide samples them.
     """
-    chunks = []
-    with torch.random.fork_rng(devices=[data.x.device] if data.x.is_cuda else []):
-        pyro.set_rng_seed(seed)
-        for start in range(0, len(data), batch_size):
-            index = torch.arange(start, min(start + batch_size, len(data)), device=data.x.device)
-            batch = data.batch(index)
-            batch.pop("index")
-            means = _posterior_means(guide, batch, num_samples)
-            if site is not None:
-                if site not in means:
-                    raise KeyError(f"the guide has no latent site {site!r}; it has: {', '.join(means)}")
-                means = {site: means[site]}
-            chunks.append(torch.cat([m.reshape(len(index), -1) for m in means.values()], -1))
-    return torch.cat(chunks)
+    means = posterior_means_by_site(guide, data, num_samples, batch_size, seed)
+    if site is not None:
+        if site not in means:
+            raise KeyError(f"the guide has no latent site {site!r}; it has: {', '.join(means)}")
+        return means[site]
+    return torch.cat(list(means.values()), -1)

@@ -11,7 +11,9 @@ from pathlib import Path
 import torch
 
 from ..run_dir import EVAL, read_metrics, write_json_atomic
-from .active_units import active_units
+from .active_units import active_units, posterior_means_by_site
+from .disentanglement import mutual_information_gap
+from .linear_probe import linear_probe_accuracy
 from .log_likelihood import bounds
 from .plots import observation_mean, save_curves, save_image_grid
 from .surgery import elbo_surgery
@@ -31,6 +33,10 @@ def _first(data, n):
 def evaluate_run(run_dir, components, config, num_particles=None, seed=0):
     """Test ELBO, IWAE-k log-likelihood, active units and ELBO surgery of a run; writes ``eval.json``.
 
+    With class labels it adds the accuracy of a linear probe on the posterior
+    means; with ground-truth factors (an integer ``y`` of one column per factor)
+    the mutual information gap.
+
     A model may add metrics of its own paper with a method
     ``evaluate(guide, test_data, seed) -> dict``, merged into the report.
 
@@ -46,6 +52,7 @@ def evaluate_run(run_dir, components, config, num_particles=None, seed=0):
     model, guide = components.model.model, components.guide
     components.eval()
     elbo, log_lik = bounds(model, guide, test, num_particles, seed=seed)
+    train_subset = _first(config.load_data("train"), SURGERY_POINTS).to(device)
     result = {
         "data": config.data,
         "split": "test",
@@ -55,14 +62,27 @@ def evaluate_run(run_dir, components, config, num_particles=None, seed=0):
         "test_log_likelihood_stderr": float(log_lik.std() / len(test) ** 0.5),
         "num_particles": num_particles,
         "active_units": active_units(guide, test, seed=seed),
-        "elbo_surgery": elbo_surgery(model, guide, _first(config.load_data("train"), SURGERY_POINTS).to(device), seed=seed),
+        "elbo_surgery": elbo_surgery(model, guide, train_subset, seed=seed),
     }
+    result.update(_representation_metrics(guide, train_subset, test, seed))
     if hasattr(components.model, "evaluate"):
         result.update(components.model.evaluate(guide, test, seed=seed))
     write_json_atomic(result, run_dir / EVAL)
     _save_pictures(model, guide, test, run_dir, seed)
     save_curves(read_metrics(run_dir), run_dir / "curves.png")
     return result
+
+
+def _representation_metrics(guide, train, test, seed):
+    """What the posterior means keep: a linear probe of class labels, or the MIG of known factors."""
+    if test.y is None or test.y.is_floating_point():
+        return {}
+    test_means = torch.cat(list(posterior_means_by_site(guide, test, seed=seed).values()), -1)
+    if test.y.dim() == 2:  # ground-truth factors, one column each
+        return {"mig": mutual_information_gap(test_means, test.y)["mig"]}
+    train_means = torch.cat(list(posterior_means_by_site(guide, train, seed=seed).values()), -1)
+    accuracy = linear_probe_accuracy(train_means, train.y, test_means, test.y, test.num_classes)
+    return {"linear_probe_accuracy": accuracy}
 
 
 def _save_pictures(model, guide, test, run_dir, seed):

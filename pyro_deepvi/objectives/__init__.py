@@ -1,7 +1,7 @@
 """Objectives: a base Pyro ELBO (``OBJECTIVES``) plus weighted plug-in terms (``TERMS``)."""
 
 from ..registry import OBJECTIVES
-from . import mmd, rate, total_correlation
+from . import mmd, mutual_info, rate, total_correlation
 from .estimators import ELBO, IWAE, TraceGraphELBO
 from .objective import NonFiniteLossError, Objective, Term
 
@@ -21,4 +21,4 @@ def iwae(particles=5):
     return Objective(IWAE(particles))
 
 
-__all__ = ["ELBO", "IWAE", "NonFiniteLossError", "Objective", "Term", "TraceGraphELBO", "elbo", "iwae", "mmd", "rate", "total_correlation", "tracegraph_elbo"]
+__all__ = ["ELBO", "IWAE", "NonFiniteLossError", "Objective", "Term", "TraceGraphELBO", "elbo", "iwae", "mmd", "mutual_info", "rate", "total_correlation", "tracegraph_elbo"]

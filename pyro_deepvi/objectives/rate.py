@@ -19,3 +19,64 @@ class Rate(Term):
     @classmethod
     def from_model(cls, model):
         return cls()
+
+
+@TERMS.register(
+    "rate_target",
+    "|σ − R| for a target rate σ (Alemi et al. 2018); with --term rate=-1 the loss is D + w·|σ − R|; "
+    "option target=σ (nats, required)",
+)
+class RateTarget(Term):
+    """|σ − R|, per data point, for a target rate σ in nats (Alemi et al., 2018, "Fixing a broken ELBO").
+
+    R is the minibatch's rate, the mean over particles and data points of
+    log q(h|x) − log p(h) (the same R as the ``rate`` term and ``parts["rate"]``).
+    Added with weight w the objective's loss per data point is::
+
+        D + R + w·|σ − R|
+
+    (the ELBO's D + R is always there). This is *not* the paper's objective
+    min D + |σ − R|: at a fixed D, R + w·|σ − R| is least at R = σ only when
+    w > 1 (for w < 1 the ELBO's R wins and pulls R below σ; at w = 1 it is flat
+    in R below σ). To get the paper's objective exactly, cancel the
+    ELBO's R with the ``rate`` term at weight −1::
+
+        pyro-deepvi train dlgm --term rate=-1 --term rate_target=1 --term-arg rate_target.target=σ
+
+    whose loss is D + |σ − R|; ``rate_target=w`` then gives D + w·|σ − R|
+    (larger w holds R closer to σ against D's pull). Keeping the ELBO's R with a
+    large w, the loss D + R + w·|σ − R| differs from D + w·|σ − R| by R, which
+    near the optimum (R ≈ σ) is roughly the constant σ; it moves the optimum
+    only while w ≤ 1.
+
+    The gradient of |σ − R| is sign(R − σ)·∇R: a rate above the target is
+    pushed down, one below it pushed up (at R = σ exactly, torch's subgradient 0).
+
+    :param float target: the target rate σ ≥ 0, in nats per data point.
+    """
+
+    def __init__(self, target):
+        super().__init__()
+        try:
+            target = float(target)
+        except (TypeError, ValueError):
+            raise ValueError(f"rate_target: target must be a number of nats, got {target!r}") from None
+        if not target >= 0:
+            raise ValueError(f"rate_target: the target rate σ must be a non-negative number of nats, got {target!r}")
+        self.target = target
+
+    def extra_repr(self):
+        return f"target={self.target!r}"
+
+    def forward(self, model_trace, guide_trace, log_weights):
+        rate = (log_weights.log_q - log_weights.log_p_latent).mean()
+        return (self.target - rate).abs()
+
+    @classmethod
+    def from_model(cls, model, target=None):
+        if target is None:
+            raise ValueError(
+                "the rate_target term needs a target rate σ in nats: "
+                "--term-arg rate_target.target=σ (term_args={'rate_target': {'target': σ}})"
+            )
+        return cls(target)

@@ -1,0 +1,31 @@
+"""How much label information a representation keeps: a linear classifier on posterior means.
+
+InfoVAE (Zhao et al., 2019) and VCCA (Wang et al., 2016) judge a latent code by
+how well a linear classifier reads the labels off it. Here the classifier is a
+multinomial logistic regression, p(y | z) = softmax(W z̃ + b) with z̃ the
+training-standardized posterior mean E_q[z | x], fit by L-BFGS on the training
+split with a small L2 penalty and scored on the test split.
+"""
+
+import torch
+
+
+def linear_probe_accuracy(train_features, train_labels, test_features, test_labels, num_classes, l2=1e-3, steps=100):
+    """Test accuracy of a logistic regression fit on ``train_features`` [N, D] to ``train_labels`` [N]."""
+    mean, std = train_features.mean(0), train_features.std(0).clamp_min(1e-6)
+    train_z, test_z = (train_features - mean) / std, (test_features - mean) / std
+    with torch.enable_grad():
+        weight = torch.zeros(train_z.shape[1], num_classes, dtype=train_z.dtype, device=train_z.device, requires_grad=True)
+        bias = torch.zeros(num_classes, dtype=train_z.dtype, device=train_z.device, requires_grad=True)
+        optimizer = torch.optim.LBFGS([weight, bias], max_iter=steps, line_search_fn="strong_wolfe")
+
+        def closure():
+            optimizer.zero_grad()
+            loss = torch.nn.functional.cross_entropy(train_z @ weight + bias, train_labels) + l2 * weight.pow(2).sum()
+            loss.backward()
+            return loss
+
+        optimizer.step(closure)
+    with torch.no_grad():
+        predictions = (test_z @ weight + bias).argmax(-1)
+    return float((predictions == test_labels).float().mean())

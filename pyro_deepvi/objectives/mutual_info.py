@@ -60,7 +60,7 @@ Consequences: with weight C = 0 (or a schedule at 0) r_w is not trained
 either; r_w's effective step size is the optimizer's (Adam is invariant to the
 N·C scale).
 
-**Reading Î.** ``objective.parts["mutual_info"]`` (and the metrics' 
+**Reading Î.** ``objective.parts["mutual_info"]`` (and the metrics'
 ``train_mutual_info``) is |Î − M|, which does not tell the side. Î itself is
 ``term.last["mi"]`` after each call (with ``"entropy"``, ``"log_r"`` and
 ``"gap"`` = Î − M), e.g.

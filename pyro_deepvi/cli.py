@@ -7,6 +7,7 @@ Examples::
     pyro-deepvi train dlgm --guide rank_one --objective iwae --particles 5 --out runs/iwae5
     pyro-deepvi eval runs/iwae5 --particles 5000
     pyro-deepvi compare dlgm --guides diag,rank_one --objectives elbo,iwae --epochs 50
+    pyro-deepvi rd runs/beta-* --out rd.png
 """
 
 import argparse
@@ -18,6 +19,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from . import DATASETS, GUIDES, MODELS, OBJECTIVES, TERMS, TrainConfig, evaluate, train
+from .evaluation import plot_rate_distortion, rate_distortion_points
 from .run_dir import write_json_atomic
 
 
@@ -154,6 +156,17 @@ def cmd_compare(args):
     print(f"wrote {out / 'compare.json'} and {out / 'compare.png'}")
 
 
+def cmd_rd(args):
+    points = rate_distortion_points(args.run_dirs)
+    _, entropy, estimated = plot_rate_distortion(points, args.out, entropy=args.entropy)
+    print(f"{'run':<30} {'rate R':>8} {'distortion D':>13} {'from':>6}")
+    for point in points:
+        print(f"{point['label']:<30} {point['rate']:>8.2f} {point['distortion']:>13.2f} {point['source']:>6}")
+    if entropy is not None:
+        print(f"line D = H − R with H = {entropy:.2f} nats" + (" (an upper estimate: best test −log p(x))" if estimated else ""))
+    print(f"wrote {args.out}")
+
+
 def _plot_comparison(rows, path):
     labels = [f"{r['guide']}\n{r['objective']}" for r in rows]
     fig = Figure(figsize=(1.6 * len(rows) + 2, 4))
@@ -197,6 +210,12 @@ def make_parser():
     p.add_argument("--out", default=None, help="directory of the runs (default runs/compare-MODEL)")
     _add_run_options(p)
     p.set_defaults(run=cmd_compare)
+
+    p = sub.add_parser("rd", help="place runs on the rate-distortion plane, with the bound D >= H - R")
+    p.add_argument("run_dirs", nargs="+")
+    p.add_argument("--out", default="rd.png")
+    p.add_argument("--entropy", type=float, default=None, help="data entropy H (default: best test -log p(x), an upper estimate)")
+    p.set_defaults(run=cmd_rd)
     return parser
 
 

@@ -50,3 +50,16 @@ def test_errors_are_one_clear_line(tmp_path, capsys):
 def test_console_script_entry_point():
     result = subprocess.run([sys.executable, "-m", "pyro_deepvi.cli", "list"], capture_output=True, text=True)
     assert result.returncode == 0 and "models:" in result.stdout
+
+
+def test_rd_places_runs_on_the_rate_distortion_plane(tmp_path, capsys):
+    for beta in ("0.5", "4"):
+        args = ["train", "--term", f"rate={float(beta) - 1}", "--out", str(tmp_path / f"beta-{beta}"), *SMALL]
+        assert main(args) == 0
+    capsys.readouterr()
+    out = tmp_path / "rd.png"
+    assert main(["rd", str(tmp_path / "beta-0.5"), str(tmp_path / "beta-4"), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert out.exists() and "beta-4" in printed and "test" in printed and "upper estimate" in printed
+    rates = {line.split()[0]: float(line.split()[1]) for line in printed.splitlines() if line.startswith("beta-")}
+    assert rates["beta-0.5"] > rates["beta-4"]  # a heavier rate penalty, a lower rate

@@ -4,6 +4,7 @@ from . import log_likelihood
 from .active_units import active_units
 from .disentanglement import mutual_information_gap, posterior_means
 from .log_likelihood import bounds
+from .rate_distortion import plot_rate_distortion, rate_and_distortion, rate_distortion_points
 from .report import evaluate_run
 from .surgery import elbo_surgery
 
@@ -14,5 +15,8 @@ __all__ = [
     "evaluate_run",
     "log_likelihood",
     "mutual_information_gap",
+    "plot_rate_distortion",
     "posterior_means",
+    "rate_and_distortion",
+    "rate_distortion_points",
 ]

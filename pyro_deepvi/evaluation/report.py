@@ -14,6 +14,7 @@ from ..run_dir import EVAL, read_metrics, write_json_atomic
 from .active_units import active_units, posterior_means_by_site
 from .disentanglement import mutual_information_gap
 from .linear_probe import linear_probe_accuracy
+from .rate_distortion import rate_and_distortion
 from .log_likelihood import bounds
 from .plots import observation_mean, save_curves, save_image_grid
 from .surgery import elbo_surgery
@@ -61,6 +62,7 @@ def evaluate_run(run_dir, components, config, num_particles=None, seed=0):
         "test_log_likelihood": float(log_lik.mean()),
         "test_log_likelihood_stderr": float(log_lik.std() / len(test) ** 0.5),
         "num_particles": num_particles,
+        **rate_and_distortion(model, guide, test, seed=seed),
         "active_units": active_units(guide, test, seed=seed),
         "elbo_surgery": elbo_surgery(model, guide, train_subset, seed=seed),
     }

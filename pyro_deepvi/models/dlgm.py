@@ -19,6 +19,21 @@ plate, once per step, so the objective is the free energy F(X) whose gradient
 is −E_q[∇ log p(X|h)] + θ^g / κ (MAP for θ^g). Sites outside the data plate are
 not part of any data point's log p(x_n), so evaluation leaves it out.
 
+The top layer's prior is N(0, I) (``prior="normal"``, the paper's) or, with
+``prior="mog"``, a learned marginal (Alemi et al. 2018, "Fixing a broken
+ELBO")::
+
+    r_ψ(h_L) = Σ_k π_k N(h_L; μ_k, diag σ_k²)      k = 1, ..., K (``prior_components``)
+
+with π = softmax(logits) and σ_k = exp(log-scales), all three parameters of
+the model (``prior_logits`` [K], ``prior_locs`` [K, d_L], ``prior_log_scales``
+[K, d_L]), trained with it by every objective. The rate R = E_q[log q − log r_ψ]
+is then measured against r_ψ, which the paper fits to approach the aggregate
+posterior q(h_L). The mixture (``pyro.distributions.MixtureSameFamily``) has
+``log_prob`` and ``sample`` but no ``rsample``: objectives and guides only need
+its log-density; prior samples (``sample``, the MMD term's draws) are not
+reparameterized, so the MMD term gives r_ψ no gradient.
+
 Sites: ``h{L}``, ..., ``h1`` (latent, in this order), ``x`` (observed),
 ``theta_g`` (factor, only with ``kappa``).
 """
@@ -47,7 +62,12 @@ class DLGM(PyroModule):
     :param hidden_dims: hidden widths of every MLP T_l (empty: linear maps).
     :param str likelihood: ``"bernoulli"`` or ``"gaussian"``.
     :param float kappa: variance κ of the weight prior θ^g ~ N(0, κI); ``None`` for none.
+    :param str prior: prior of the top layer h_L: ``"normal"`` (N(0, I)) or ``"mog"``
+        (a learned mixture of ``prior_components`` diagonal Gaussians).
+    :param int prior_components: K of the ``"mog"`` prior.
     """
+
+    PRIORS = ("normal", "mog")
 
     max_plate_nesting = 1
     default_guide = "diag"
@@ -60,12 +80,18 @@ class DLGM(PyroModule):
         hidden_dims=(200, 200),
         likelihood="bernoulli",
         kappa=None,
+        prior="normal",
+        prior_components=10,
     ):
         super().__init__()
         if not latent_dims:
             raise ValueError("latent_dims must name at least one layer, e.g. (50,)")
         if kappa is not None and kappa <= 0:
             raise ValueError(f"kappa is the prior variance and must be positive, got {kappa}")
+        if prior not in self.PRIORS:
+            raise ValueError(f"prior must be one of {', '.join(map(repr, self.PRIORS))}, got {prior!r}")
+        if isinstance(prior_components, bool) or not isinstance(prior_components, int) or prior_components < 1:
+            raise ValueError(f"prior_components must be a positive integer, got {prior_components!r}")
         self.data_shape = torch.Size(data_shape)
         self.num_data = int(num_data)
         self.latent_dims = tuple(int(d) for d in latent_dims)
@@ -85,6 +111,14 @@ class DLGM(PyroModule):
         self.noise_scale_tril = nn.ParameterList(
             nn.Parameter(torch.eye(d)) for d in self.latent_dims[:-1]
         )
+        self.prior = prior
+        if prior == "mog":
+            top = self.latent_dims[-1]
+            # Components spread like draws of N(0, I), so they start apart (symmetry broken) and near
+            # where a N(0, I)-like posterior puts its mass; equal weights and unit scales.
+            self.prior_logits = nn.Parameter(torch.zeros(prior_components))
+            self.prior_locs = nn.Parameter(torch.randn(prior_components, top))
+            self.prior_log_scales = nn.Parameter(torch.zeros(prior_components, top))
         # log σ of the Gaussian likelihood; a Bernoulli one has no extra parameter.
         self.obs_log_scale = nn.Parameter(torch.zeros(())) if self.support == "real" else None
 
@@ -92,6 +126,14 @@ class DLGM(PyroModule):
         """G_l with a positive diagonal, so G_l G_lᵀ is a valid covariance."""
         raw = self.noise_scale_tril[l - 1]
         return raw.tril(-1) + torch.diag_embed(nn.functional.softplus(raw.diagonal()) + 1e-4)
+
+    def top_prior(self, like):
+        """The prior of h_L: N(0, I), or the learned mixture r_ψ (on ``like``'s device and dtype)."""
+        top = self.latent_dims[-1]
+        if self.prior == "normal":
+            return dist.Normal(like.new_zeros(top), like.new_ones(top)).to_event(1)
+        components = dist.Normal(self.prior_locs, self.prior_log_scales.exp()).to_event(1)
+        return dist.MixtureSameFamily(dist.Categorical(logits=self.prior_logits), components)
 
     def weight_log_prior(self):
         """log N(θ^g; 0, κI) summed over every generative parameter."""
@@ -106,11 +148,7 @@ class DLGM(PyroModule):
         if self.kappa is not None:
             pyro.factor("theta_g", self.weight_log_prior())
         with data_plate(self.num_data, x, index):
-            top = self.latent_dims[-1]
-            h = pyro.sample(
-                f"h{len(self.latent_dims)}",
-                dist.Normal(x.new_zeros(top), x.new_ones(top)).to_event(1),
-            )
+            h = pyro.sample(f"h{len(self.latent_dims)}", self.top_prior(x))
             for l in range(len(self.latent_dims) - 1, 0, -1):
                 loc = self.links[l - 1](h)
                 h = pyro.sample(f"h{l}", dist.MultivariateNormal(loc, scale_tril=self._noise_tril(l)))

@@ -137,3 +137,88 @@ def test_rank_one_guide_is_not_worse_than_diagonal_on_mnist5k(tmp_path):
     # One seed each: allow the spread of seeds (about half a nat here) but no more.
     assert rank_one["test_log_likelihood"] >= diag["test_log_likelihood"] - 0.5
     assert rank_one["test_elbo"] >= diag["test_elbo"] - 0.5
+
+
+# The learned mixture prior r_ψ(h_L) of Alemi et al. (2018), ``prior="mog"``.
+
+
+def test_mog_prior_sites_and_shapes():
+    model = DLGM((12,), num_data=100, latent_dims=(4, 3), hidden_dims=(8,), prior="mog", prior_components=5)
+    assert model.prior_logits.shape == (5,)
+    assert model.prior_locs.shape == (5, 3)
+    assert model.prior_log_scales.shape == (5, 3)
+    x = torch.bernoulli(torch.full((6, 12), 0.5))
+    trace = pyro.poutine.trace(model.model).get_trace(x, index=torch.arange(6))
+    top = trace.nodes["h2"]
+    assert isinstance(top["fn"], dist.MixtureSameFamily)
+    assert top["value"].shape == (6, 3)
+    assert top["fn"].event_shape == (3,)
+    assert trace.nodes["h1"]["value"].shape == (6, 4)
+    assert top["scale"] == pytest.approx(100 / 6)
+    assert DLGM((12,), num_data=100, latent_dims=(3,)).prior == "normal"  # the default is the paper's N(0, I)
+
+
+def test_mog_prior_log_prob_matches_a_hand_computation():
+    torch.manual_seed(0)
+    model = DLGM((6,), num_data=10, latent_dims=(2,), hidden_dims=(), prior="mog", prior_components=3).double()
+    with torch.no_grad():
+        model.prior_logits.copy_(torch.tensor([0.3, -1.0, 0.5]))
+        model.prior_log_scales.copy_(0.2 * torch.randn(3, 2))
+    z = torch.randn(7, 2, dtype=torch.float64)
+    log_pi = torch.log_softmax(model.prior_logits, 0)
+    locs, scales = model.prior_locs, model.prior_log_scales.exp()
+    per_component = [
+        log_pi[k]
+        + (-0.5 * ((z - locs[k]) / scales[k]).pow(2) - scales[k].log() - 0.5 * math.log(2 * math.pi)).sum(-1)
+        for k in range(3)
+    ]
+    expected = torch.logsumexp(torch.stack(per_component), 0)
+    actual = model.top_prior(z).log_prob(z)
+    assert actual.dtype == torch.float64  # follows the model's dtype (and device)
+    assert torch.allclose(actual, expected, atol=1e-12)
+
+
+def test_mog_prior_gets_gradients_and_beats_the_normal_prior_on_digits(tmp_path):
+    # Measured (digits, z ∈ R^8, 20 epochs, 50-particle test bounds): the mixture's test ELBO is
+    # 0.67 nats (seed 0) and 0.66 nats (seed 1) above N(0, I)'s.
+    test = pyro_deepvi.load("digits", "test")
+    elbos = {}
+    for prior in ("normal", "mog"):
+        config = TrainConfig(
+            data="digits", latent_dims=(8,), hidden_dims=(32,), epochs=20, eval_every=0, progress=False,
+            model_args={"prior": prior}, out=str(tmp_path / prior),
+        )
+        components = Trainer(config).fit().components
+        elbo, log_lik = bounds(components.model.model, components.guide, test, num_particles=50)
+        assert torch.isfinite(elbo).all() and torch.isfinite(log_lik).all()
+        elbos[prior] = elbo.mean().item()
+    model = components.model
+    initial = DLGM((64,), num_data=10, latent_dims=(8,), hidden_dims=(32,), prior="mog")
+    assert not torch.allclose(model.prior_logits, initial.prior_logits)  # trained from zeros
+    assert not torch.allclose(model.prior_log_scales, initial.prior_log_scales)
+    objective = components.objective
+    loss = objective(model.model, components.guide, x=test.x[:16], index=torch.arange(16))
+    loss.backward()
+    for p in (model.prior_logits, model.prior_locs, model.prior_log_scales):
+        assert p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0
+    assert torch.isfinite(objective.parts["rate"])
+    assert elbos["mog"] > elbos["normal"] + 0.2, elbos
+
+
+def test_mog_prior_works_with_the_mmd_term_without_rsample():
+    from pyro_deepvi.objectives import OBJECTIVES
+    from pyro_deepvi.objectives.mmd import MMD
+
+    model = DLGM((12,), num_data=40, latent_dims=(3,), hidden_dims=(8,), prior="mog", prior_components=4)
+    guide = GUIDES.get("diag")(model, hidden_dims=(8,))
+    objective = OBJECTIVES.get("elbo")(particles=2)
+    objective.add_term("mmd", MMD.from_model(model), 1.0)
+    loss = objective(model.model, guide, x=torch.bernoulli(torch.full((8, 12), 0.5)), index=torch.arange(8))
+    assert torch.isfinite(loss) and torch.isfinite(objective.parts["mmd"])
+
+
+def test_rejects_a_bad_prior():
+    with pytest.raises(ValueError, match=r"prior must be one of 'normal', 'mog', got 'laplace'"):
+        DLGM((6,), num_data=10, prior="laplace")
+    with pytest.raises(ValueError, match="prior_components"):
+        DLGM((6,), num_data=10, prior="mog", prior_components=0)

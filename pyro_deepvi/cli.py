@@ -105,10 +105,13 @@ def _print_result(result):
     )
     units = ", ".join(f"{k} {v}" for k, v in result["active_units"].items())
     print(f"active units         {units}")
-    for key, label in (("linear_probe_accuracy", "linear probe on E[z|x]"), ("mig", "MIG"), ("test_error", "test error")):
+    for key, label in (("linear_probe_accuracy", "linear probe, E[z|x]"), ("mig", "MIG"), ("test_error", "test error")):
         if key in result:
             print(f"{label:<21}{result[key]:.4f}")
     s = result["elbo_surgery"]
+    if "skipped" in s:
+        print(f"ELBO surgery         skipped: {s['skipped']}")
+        return
     print(
         f"ELBO surgery (train) average KL {s['average_kl']:.2f} = I[n;z] {s['index_code_mi']:.2f} "
         f"(log N = {s['log_n']:.2f}) + KL(q(z)||p(z)) {s['marginal_kl']:.2f} nats"

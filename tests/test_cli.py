@@ -63,3 +63,9 @@ def test_rd_places_runs_on_the_rate_distortion_plane(tmp_path, capsys):
     assert out.exists() and "beta-4" in printed and "test" in printed and "upper estimate" in printed
     rates = {line.split()[0]: float(line.split()[1]) for line in printed.splitlines() if line.startswith("beta-")}
     assert rates["beta-0.5"] > rates["beta-4"]  # a heavier rate penalty, a lower rate
+
+
+def test_a_flow_guide_trains_and_reports_why_surgery_is_skipped(tmp_path, capsys):
+    assert main(["train", "--guide", "iaf", "--out", str(tmp_path), *SMALL]) == 0
+    assert "ELBO surgery         skipped: " in capsys.readouterr().out
+    assert "flow" in json.loads((tmp_path / "eval.json").read_text())["elbo_surgery"]["skipped"]

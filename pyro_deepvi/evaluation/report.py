@@ -64,7 +64,7 @@ def evaluate_run(run_dir, components, config, num_particles=None, seed=0):
         "num_particles": num_particles,
         **rate_and_distortion(model, guide, test, seed=seed),
         "active_units": active_units(guide, test, seed=seed),
-        "elbo_surgery": elbo_surgery(model, guide, train_subset, seed=seed),
+        "elbo_surgery": _surgery(model, guide, train_subset, seed),
     }
     result.update(_representation_metrics(guide, train_subset, test, seed))
     if hasattr(components.model, "evaluate"):
@@ -73,6 +73,13 @@ def evaluate_run(run_dir, components, config, num_particles=None, seed=0):
     _save_pictures(model, guide, test, run_dir, seed)
     save_curves(read_metrics(run_dir), run_dir / "curves.png")
     return result
+
+
+def _surgery(model, guide, train, seed):
+    try:
+        return elbo_surgery(model, guide, train, seed=seed)
+    except ValueError as e:  # a guide it cannot score (a flow, dependent sites)
+        return {"skipped": str(e)}
 
 
 def _representation_metrics(guide, train, test, seed):

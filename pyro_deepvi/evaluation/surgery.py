@@ -65,7 +65,7 @@ import pyro
 import torch
 from pyro import poutine
 from pyro.poutine.util import prune_subsample_sites
-from torch.distributions import Independent, Normal
+from torch.distributions import Independent, Normal, TransformedDistribution
 
 from ..importance import (
     _data_frame,
@@ -129,6 +129,11 @@ class _Components:
         size = next(iter(fns.values())).batch_shape[0]
         columns, self.const, self.generic = [], 0.0, {}
         for name, fn in fns.items():
+            if isinstance(fn, TransformedDistribution):
+                raise ValueError(
+                    f"ELBO surgery scores every draw under every point's q(z|x_m); site {name!r} is a "
+                    "flow, whose density at another point's draw needs an inverse per pair: not supported"
+                )
             if name not in fast:
                 self.generic[name] = fn
                 continue

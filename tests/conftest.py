@@ -28,3 +28,13 @@ def load_ppca_toy(split, *, root=None, download=False):
 @pytest.fixture
 def ppca_data():
     return {split: load_ppca_toy(split) for split in PPCA_SIZES}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One intra-op thread per test: the networks here are tiny, and on a small shared
+    machine several OpenMP threads slow them down several-fold."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

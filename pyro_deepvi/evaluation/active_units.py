@@ -13,6 +13,7 @@ from pyro import poutine
 from pyro.poutine.util import prune_subsample_sites
 
 from ..importance import PARTICLES
+from .batches import seeded_batches
 
 
 def _posterior_means(guide, batch, num_samples):
@@ -40,14 +41,9 @@ def _posterior_means(guide, batch, num_samples):
 def posterior_means_by_site(guide, data, num_samples=1000, batch_size=500, seed=0):
     """E_q[u | x] of every data point, per latent site of ``guide``: ``{site: [N, dim]}``."""
     chunks = {}
-    with torch.random.fork_rng(devices=[data.x.device] if data.x.is_cuda else []):
-        pyro.set_rng_seed(seed)
-        for start in range(0, len(data), batch_size):
-            index = torch.arange(start, min(start + batch_size, len(data)), device=data.x.device)
-            batch = data.batch(index)
-            batch.pop("index")
-            for name, mean in _posterior_means(guide, batch, num_samples).items():
-                chunks.setdefault(name, []).append(mean.reshape(index.shape[0], -1))
+    for batch in seeded_batches(data, batch_size, seed):
+        for name, mean in _posterior_means(guide, batch, num_samples).items():
+            chunks.setdefault(name, []).append(mean.reshape(batch["x"].shape[0], -1))
     return {name: torch.cat(parts) for name, parts in chunks.items()}
 
 

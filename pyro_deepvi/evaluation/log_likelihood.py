@@ -9,10 +9,10 @@ the ELBO, E[log w], at no extra cost.
 
 import math
 
-import pyro
 import torch
 
 from ..importance import check_local, guess_max_plate_nesting, importance_traces, log_weights, total
+from .batches import seeded_batches
 
 
 @torch.no_grad()
@@ -27,25 +27,19 @@ def bounds(model, guide, data, num_particles=5000, chunk_size=500, batch_size=10
     if num_particles < 1:
         raise ValueError(f"num_particles must be at least 1, got {num_particles}")
     elbos, log_liks = [], []
-    with torch.random.fork_rng(devices=[data.x.device] if data.x.is_cuda else []):
-        pyro.set_rng_seed(seed)
-        nesting = None
-        for start in range(0, len(data), batch_size):
-            index = torch.arange(start, min(start + batch_size, len(data)), device=data.x.device)
-            batch = data.batch(index)
-            batch.pop("index")
-            if nesting is None:
-                nesting = guess_max_plate_nesting(model, guide, (), batch)
-            log_sum, mean = None, 0.0
-            for done in range(0, num_particles, chunk_size):
-                k = min(chunk_size, num_particles - done)
-                traces = importance_traces(model, guide, k, nesting, kwargs=batch)
-                weights = log_weights(*traces, nesting)
-                check_local(weights, "the IWAE-k estimate of log p(x_n)")
-                log_w = total(weights)
-                chunk = torch.logsumexp(log_w, 0)
-                log_sum = chunk if log_sum is None else torch.logaddexp(log_sum, chunk)
-                mean = mean + log_w.sum(0) / num_particles
-            elbos.append(mean)
-            log_liks.append(log_sum - math.log(num_particles))
+    nesting = None
+    for batch in seeded_batches(data, batch_size, seed):
+        if nesting is None:
+            nesting = guess_max_plate_nesting(model, guide, (), batch)
+        log_sum, mean = None, 0.0
+        for done in range(0, num_particles, chunk_size):
+            k = min(chunk_size, num_particles - done)
+            weights = log_weights(*importance_traces(model, guide, k, nesting, kwargs=batch), nesting)
+            check_local(weights, "the IWAE-k estimate of log p(x_n)")
+            log_w = total(weights)
+            chunk = torch.logsumexp(log_w, 0)
+            log_sum = chunk if log_sum is None else torch.logaddexp(log_sum, chunk)
+            mean = mean + log_w.sum(0) / num_particles
+        elbos.append(mean)
+        log_liks.append(log_sum - math.log(num_particles))
     return torch.cat(elbos), torch.cat(log_liks)

@@ -34,30 +34,25 @@ may fall below an estimated line without contradicting the bound.
 import json
 from pathlib import Path
 
-import pyro
 import torch
 from matplotlib.figure import Figure
 
 from ..importance import guess_max_plate_nesting, importance_traces, log_weights
 from ..run_dir import EVAL, METRICS, read_metrics
+from .batches import seeded_batches
 
 
 @torch.no_grad()
 def rate_and_distortion(model, guide, data, num_particles=10, batch_size=100, seed=0):
     """R = E_q[log q(z|x) − log p(z)] and D = −E_q[log p(x|z)] per data point, averaged over ``data``."""
     rate = distortion = 0.0
-    with torch.random.fork_rng(devices=[data.x.device] if data.x.is_cuda else []):
-        pyro.set_rng_seed(seed)
-        nesting = None
-        for start in range(0, len(data), batch_size):
-            index = torch.arange(start, min(start + batch_size, len(data)), device=data.x.device)
-            batch = data.batch(index)
-            batch.pop("index")
-            if nesting is None:
-                nesting = guess_max_plate_nesting(model, guide, (), batch)
-            weights = log_weights(*importance_traces(model, guide, num_particles, nesting, kwargs=batch), nesting)
-            rate += float((weights.log_q - weights.log_p_latent).mean(0).sum())
-            distortion += float(-weights.log_p_obs.mean(0).sum())
+    nesting = None
+    for batch in seeded_batches(data, batch_size, seed):
+        if nesting is None:
+            nesting = guess_max_plate_nesting(model, guide, (), batch)
+        weights = log_weights(*importance_traces(model, guide, num_particles, nesting, kwargs=batch), nesting)
+        rate += float((weights.log_q - weights.log_p_latent).mean(0).sum())
+        distortion += float(-weights.log_p_obs.mean(0).sum())
     return {"test_rate": rate / len(data), "test_distortion": distortion / len(data)}
 
 

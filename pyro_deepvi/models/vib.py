@@ -44,6 +44,7 @@ import torch
 from pyro import poutine
 from pyro.nn import PyroModule
 
+from ..evaluation.batches import seeded_batches
 from ..nn import MLP
 from ..registry import MODELS
 from .base import check_batch, data_plate
@@ -121,13 +122,9 @@ class VIB(PyroModule):
         (``test_error_one_sample``, the paper's "1 shot") and of the posterior mean (``test_error_mean``)."""
         if test_data.y is None:
             raise ValueError(f"{test_data.name}/{test_data.split} has no labels: vib's test error needs them")
-        device = test_data.x.device
         wrong = {"test_error": 0, "test_error_one_sample": 0, "test_error_mean": 0}
-        with torch.no_grad(), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            pyro.set_rng_seed(seed)
-            for start in range(0, len(test_data), batch_size):
-                index = torch.arange(start, min(start + batch_size, len(test_data)), device=device)
-                batch = test_data.batch(index)
+        with torch.no_grad():
+            for batch in seeded_batches(test_data, batch_size, seed):
                 x, y = batch["x"], batch["y"]
                 for key, s in (("test_error", num_samples), ("test_error_one_sample", 1), ("test_error_mean", 0)):
                     wrong[key] += int((self.predict(guide, x, s).argmax(-1) != y).sum())

@@ -15,13 +15,6 @@ from pyro_deepvi.objectives.mmd import MMD, kernel_matrix, mmd, mmd_with_standar
 from pyro_deepvi.registry import TERMS
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small matrices: a second thread only contends with other jobs on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def normal_pairs(repetitions, size, dim, shift, seed):

@@ -12,12 +12,6 @@ from pyro_deepvi.objectives.mutual_info import MutualInfo
 from pyro_deepvi.registry import TERMS
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def ppca(seed=0, data_dim=6, sigma=0.5):

@@ -24,13 +24,6 @@ from pyro_deepvi.objectives.total_correlation import (
 from pyro_deepvi.registry import TERMS
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small matrices: a second thread only contends with other jobs on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def encodings(cov, num, scale, seed):

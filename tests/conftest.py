@@ -1,5 +1,6 @@
 """Shared fixtures: a synthetic probabilistic-PCA data set registered as ``ppca_toy``."""
 
+import pyro
 import pytest
 import torch
 
@@ -38,3 +39,18 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def paired_losses():
+    """``(loss, base)`` of two components on one batch and the same random draws, after a warm-up each."""
+
+    def losses(components, without, batch, seed=7):
+        components(batch)  # warm-up: guesses the plate nesting
+        without(batch)
+        pyro.set_rng_seed(seed)
+        loss = components(batch)
+        pyro.set_rng_seed(seed)
+        return loss, without(batch)
+
+    return losses

@@ -54,3 +54,19 @@ def paired_losses():
         return loss, without(batch)
 
     return losses
+
+
+@pytest.fixture
+def fit_digits(tmp_path):
+    """``fit(terms)``: a small dlgm trained 3 epochs on digits with those plug-in terms; its components."""
+    from pyro_deepvi import TrainConfig
+    from pyro_deepvi.engine import Trainer
+
+    def fit(terms):
+        config = TrainConfig(
+            data="digits", terms=terms, latent_dims=(4,), hidden_dims=(16,), epochs=3, batch_size=100, lr=3e-3,
+            eval_every=0, progress=False, seed=0, device="cpu", out=str(tmp_path / "-".join(terms) or "plain"),
+        )
+        return Trainer(config).fit().components
+
+    return fit

@@ -97,17 +97,35 @@ def _config(args, model, guide, objective, out):
     )
 
 
+#: eval.json keys printed with a label of their own; any other number is printed by its key.
+_LABELS = (
+    ("test_description_length_bits", "description length", "{:.2f} bits"),
+    ("linear_probe_accuracy", "linear probe, E[z|x]", "{:.4f}"),
+    ("mig", "MIG", "{:.4f}"),
+    ("test_error", "test error", "{:.4f}"),
+)
+_SHOWN = {"data", "split", "num_data", "num_particles", "test_elbo", "test_log_likelihood",
+          "test_log_likelihood_stderr", "active_units", "elbo_surgery", "test_rate", "test_distortion"}
+
+
 def _print_result(result):
-    print(f"test ELBO            {result['test_elbo']:.2f} nats")
-    print(
-        f"test log-likelihood  {result['test_log_likelihood']:.2f} ± {result['test_log_likelihood_stderr']:.2f} nats "
-        f"(IWAE, k = {result['num_particles']})"
-    )
-    units = ", ".join(f"{k} {v}" for k, v in result["active_units"].items())
-    print(f"active units         {units}")
-    for key, label in (("linear_probe_accuracy", "linear probe, E[z|x]"), ("mig", "MIG"), ("test_error", "test error")):
+    if "test_elbo" in result:
+        print(f"test ELBO            {result['test_elbo']:.2f} nats")
+        print(
+            f"test log-likelihood  {result['test_log_likelihood']:.2f} ± {result['test_log_likelihood_stderr']:.2f} nats "
+            f"(IWAE, k = {result['num_particles']})"
+        )
+        units = ", ".join(f"{k} {v}" for k, v in result["active_units"].items())
+        print(f"active units         {units}")
+    for key, label, fmt in _LABELS:
         if key in result:
-            print(f"{label:<21}{result[key]:.4f}")
+            print(f"{label:<21}{fmt.format(result[key])}")
+    labelled = _SHOWN | {key for key, _, _ in _LABELS}
+    for key, value in result.items():
+        if key not in labelled and isinstance(value, (int, float)):
+            print(f"{key:<21}{value:.4f}")
+    if "elbo_surgery" not in result:
+        return
     s = result["elbo_surgery"]
     if "skipped" in s:
         print(f"ELBO surgery         skipped: {s['skipped']}")

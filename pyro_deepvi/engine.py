@@ -202,11 +202,15 @@ class _Distributed:
 
 
 def validate(components, data, num_particles, seed):
-    """Validation ELBO and IWAE-k bound per data point."""
+    """Validation ELBO and IWAE-k bound per data point (a non-amortized model's own ``evaluate``)."""
     components.eval()
-    elbo, log_lik = log_likelihood.bounds(components.model.model, components.guide, data, num_particles, seed=seed)
+    if getattr(components.model, "amortized", True):
+        elbo, log_lik = log_likelihood.bounds(components.model.model, components.guide, data, num_particles, seed=seed)
+        result = {"elbo": float(elbo.mean()), f"iwae_{num_particles}": float(log_lik.mean())}
+    else:
+        result = components.model.evaluate(components.guide, data, seed=seed)
     components.train()
-    return {"elbo": float(elbo.mean()), f"iwae_{num_particles}": float(log_lik.mean())}
+    return result
 
 
 def _create_lazy_parameters(components, data, batch_size):

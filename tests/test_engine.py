@@ -1,6 +1,7 @@
 """The engine: exact resume, atomic checkpoints, the NaN guard, clear errors for bad runs."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -105,5 +106,6 @@ def test_train_writes_a_complete_run_directory_and_eval_reproduces_it(tmp_path):
     for name in ("config.json", "metrics.jsonl", "checkpoint.pt", "eval.json", "samples.png", "reconstructions.png", "curves.png"):
         assert (tmp_path / name).exists(), name
     assert result["test_elbo"] <= result["test_log_likelihood"]
+    assert result["test_description_length_bits"] == pytest.approx(-result["test_elbo"] / math.log(2))
     assert json.loads((tmp_path / "eval.json").read_text()) == result
     assert evaluate(tmp_path) == result  # from the directory alone, same seed

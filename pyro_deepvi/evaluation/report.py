@@ -6,6 +6,7 @@ Hoffman & Johnson's, on the training split the encoder was fit to (its first
 """
 
 import dataclasses
+import math
 from pathlib import Path
 
 import torch
@@ -39,7 +40,11 @@ def evaluate_run(run_dir, components, config, num_particles=None, seed=0):
     the mutual information gap.
 
     A model may add metrics of its own paper with a method
-    ``evaluate(guide, test_data, seed) -> dict``, merged into the report.
+    ``evaluate(guide, test_data, seed) -> dict``, merged into the report. A
+    model whose guide has per-data-point parameters (``amortized = False``, as
+    in deep exponential families) has no posterior for a test point until one
+    is fitted, so the generic per-data-point metrics are skipped and its
+    ``evaluate`` (a held-out protocol of its own) is the report.
 
     :param run_dir: the run directory (pictures and ``eval.json`` go there).
     :param components: the run's :class:`~pyro_deepvi.engine.Components`.
@@ -52,6 +57,12 @@ def evaluate_run(run_dir, components, config, num_particles=None, seed=0):
     test = config.load_data("test").to(device)
     model, guide = components.model.model, components.guide
     components.eval()
+    if not getattr(components.model, "amortized", True):
+        result = {"data": config.data, "split": "test", "num_data": len(test)}
+        result.update(components.model.evaluate(guide, test, seed=seed))
+        write_json_atomic(result, run_dir / EVAL)
+        save_curves(read_metrics(run_dir), run_dir / "curves.png")
+        return result
     elbo, log_lik = bounds(model, guide, test, num_particles, seed=seed)
     train_subset = _first(config.load_data("train"), SURGERY_POINTS).to(device)
     result = {
@@ -63,6 +74,7 @@ def evaluate_run(run_dir, components, config, num_particles=None, seed=0):
         "test_log_likelihood_stderr": float(log_lik.std() / len(test) ** 0.5),
         "num_particles": num_particles,
         **rate_and_distortion(model, guide, test, seed=seed),
+        **_description_length(float(elbo.mean())),
         "active_units": active_units(guide, test, seed=seed),
         "elbo_surgery": _surgery(model, guide, train_subset, seed),
     }
@@ -73,6 +85,11 @@ def evaluate_run(run_dir, components, config, num_particles=None, seed=0):
     _save_pictures(model, guide, test, run_dir, seed)
     save_curves(read_metrics(run_dir), run_dir / "curves.png")
     return result
+
+
+def _description_length(elbo):
+    """Bits-back description length L(x) = E_q[L(h) + L(x|h)] = −ELBO / ln 2 (Hinton & van Camp; DARN)."""
+    return {"test_description_length_bits": -elbo / math.log(2)}
 
 
 def _surgery(model, guide, train, seed):

@@ -15,8 +15,18 @@ from ..models.base import data_plate, flat_dim
 from ..nn import MLP
 
 
-def latent_shapes_of(model):
-    """The model's ``latent_shapes``, checked to be vectors (a clear error otherwise)."""
+def latent_shapes_of(model, support="real"):
+    """The model's ``latent_shapes``, checked to be vectors of the given support (a clear error otherwise).
+
+    A model states the support of its latents as ``latent_support`` (``"real"`` when absent;
+    ``"binary"`` for sigmoid belief networks and DARN).
+    """
+    latent_support = getattr(model, "latent_support", "real")
+    if latent_support != support:
+        raise ValueError(
+            f"{type(model).__name__} has {latent_support} latents, but this guide is for {support} ones; "
+            f"use the model's default guide ({getattr(model, 'default_guide', '?')!r})"
+        )
     shapes = getattr(model, "latent_shapes", None)
     if not shapes:
         raise ValueError(

@@ -43,22 +43,20 @@ submodule of the term, so the run's single optimizer trains it. The term
 returns::
 
     value = |Î − M|                                  (its value: parts["mutual_info"])
-            − (F_w − F_w.detach())                   (zero; gradient −∇_w E log r_w)
             + s·(Î_θ − Î_θ.detach())                 (zero; gradient s·∇_θ Î, s = sign(Î − M))
 
-where F_w = mean_i log r_w(z_i.detach() | x_i.detach()) carries gradient to w
-only and Î_θ = H_p(z) + mean_i [f_i + REINFORCE part] is evaluated with r_w's
-parameters detached (``torch.func.functional_call``), so it carries gradient
-to θ only. The objective adds N·C·value to the loss, hence:
+and sets its ``auxiliary_loss`` to −(F_w − F_w.detach()) (zero; gradient
+−∇_w E log r_w), where F_w = mean_i log r_w(z_i.detach() | x_i.detach())
+carries gradient to w only and Î_θ = H_p(z) + mean_i [f_i + REINFORCE part] is
+evaluated with r_w's parameters detached (``torch.func.functional_call``), so it
+carries gradient to θ only. The objective adds N·C·value + N·auxiliary_loss to
+the loss, hence:
 
-- w descends N·C·(−∇_w E log r_w): it always *maximizes* the bound
-  (UpdateMIEstimate), whatever the side of M Î is on;
+- w descends N·(−∇_w E log r_w): it always *maximizes* the bound
+  (UpdateMIEstimate), whatever the side of M Î is on and whatever C is (also
+  C = 0, e.g. at the start of a warm-up schedule, so Î is ready when C grows);
 - θ descends N·C·sign(Î − M)·∇_θ Î: the gradient of +C·|Î − M| per data point,
   i.e. UpdateModel's −C·sign(m − M)·g_MI on the ascent side.
-
-Consequences: with weight C = 0 (or a schedule at 0) r_w is not trained
-either; r_w's effective step size is the optimizer's (Adam is invariant to the
-N·C scale).
 
 **Reading Î.** ``objective.parts["mutual_info"]`` (and the metrics'
 ``train_mutual_info``) is |Î − M|, which does not tell the side. Î itself is
@@ -194,7 +192,8 @@ class MutualInfo(Term):
         mi = mi_theta.detach()
         gap = mi - self.target
         self.last = {"mi": float(mi), "entropy": float(entropy), "log_r": float(f.detach().mean()), "gap": float(gap)}
-        return gap.abs() - (fit - fit.detach()) + torch.sign(gap) * (mi_theta - mi_theta.detach())
+        self.auxiliary_loss = -(fit - fit.detach())
+        return gap.abs() + torch.sign(gap) * (mi_theta - mi_theta.detach())
 
     @classmethod
     def from_model(cls, model, target, site=None, obs="x", hidden_dims=(200,), num_samples=None):

@@ -3,7 +3,7 @@
 ``objective(model, guide, *args, **kwargs)`` runs the guide and the model once,
 and returns::
 
-    loss = −bound + N · Σ_t weight_t · term_t(model_trace, guide_trace, log_weights)
+    loss = −bound + N · Σ_t [weight_t · term_t(model_trace, guide_trace, log_weights) + auxiliary_t]
 
 A term is a :class:`Term` (an ``nn.Module``, so a term with parameters of its
 own, such as an auxiliary network, is trained and checkpointed with the run).
@@ -43,7 +43,12 @@ class Term(nn.Module):
     """A plug-in loss term: ``forward(model_trace, guide_trace, log_weights)`` -> per-data-point scalar.
 
     ``log_weights`` is the run's :data:`~pyro_deepvi.importance.LogWeights`.
+    A term with an auxiliary network that must learn whatever the term's weight
+    (even 0, as at the start of a warm-up schedule) sets ``auxiliary_loss`` in
+    ``forward``: a per-data-point scalar the objective adds with weight 1.
     """
+
+    auxiliary_loss = None
 
     def forward(self, model_trace, guide_trace, log_weights):
         raise NotImplementedError
@@ -120,6 +125,8 @@ class Objective(nn.Module):
         for name, term in self.terms.items():
             value = term(model_trace, guide_trace, weights)
             loss = loss + num_data * self.weights[name] * value
+            if term.auxiliary_loss is not None:
+                loss = loss + num_data * term.auxiliary_loss
             parts[name] = value.detach()
         if not torch.isfinite(loss):
             raise NonFiniteLossError(f"loss is {loss.item()}: {_first_nonfinite_site(model_trace, guide_trace)}")

@@ -1,7 +1,9 @@
 """The mutual autoencoder's term C·|Î(x, z) − M|: the bound, its two gradients, its place in a run."""
 
+import dataclasses
 import math
 
+import pyro
 import pytest
 import torch
 from pyro import poutine
@@ -10,8 +12,6 @@ from pyro_deepvi.engine import TrainConfig, Trainer, build
 from pyro_deepvi.models.dlgm import DLGM
 from pyro_deepvi.objectives.mutual_info import MutualInfo
 from pyro_deepvi.registry import TERMS
-
-
 
 
 def ppca(seed=0, data_dim=6, sigma=0.5):
@@ -41,7 +41,8 @@ def fit_r(term, trace, steps, lr=3e-2):
     optimizer = torch.optim.Adam(term.r.parameters(), lr=lr)
     for _ in range(steps):
         optimizer.zero_grad()
-        term(trace, None, None).backward()
+        term(trace, None, None)
+        term.auxiliary_loss.backward()
         optimizer.step()
 
 
@@ -86,7 +87,7 @@ def _grads(term, model, trace, target, seed=0):
     model.zero_grad()
     torch.manual_seed(seed)
     value = term(trace, None, None)
-    value.backward()
+    (value + term.auxiliary_loss).backward()  # as the objective adds them, with weight C = 1
     return value, [p.grad.clone() for p in term.r.parameters()], model.decoder[0].weight.grad.clone()
 
 
@@ -190,3 +191,26 @@ def test_training_moves_the_mutual_information_toward_the_target(tmp_path):
     # The term's own running estimate agrees with the refitted one.
     last = constrained.components.objective.terms["mutual_info"].last["mi"]
     assert abs(last - with_term) < 0.5, (last, with_term)
+
+
+def test_r_w_learns_while_the_penalty_weight_is_zero():
+    """With C = 0 (a warm-up schedule's start) the model gets no gradient from the term, r_w still does."""
+    config = TrainConfig(
+        data="digits", latent_dims=(2,), hidden_dims=(8,), terms={"mutual_info": 0.0},
+        term_args={"mutual_info": {"target": 2.0, "hidden_dims": [8]}}, progress=False,
+    )
+    train = config.load_data("train")
+    components = build(config, train)
+    batch = {"x": train.x[:20].bernoulli(), "index": torch.arange(20)}
+    components(batch)
+    without_term = build(dataclasses.replace(config, terms={}, term_args={}), train)
+    without_term.load_state_dict(components.state_dict(), strict=False)
+    without_term(batch)  # warm-up: guesses the plate nesting (random draws)
+    pyro.set_rng_seed(3)
+    components(batch).backward()
+    pyro.set_rng_seed(3)
+    without_term(batch).backward()
+    term = components.objective.terms["mutual_info"]
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in term.r.parameters())
+    for (name, p), q in zip(components.model.named_parameters(), without_term.model.parameters()):
+        assert torch.allclose(p.grad, q.grad, atol=1e-5), name

@@ -40,7 +40,7 @@ def test_compare_writes_a_table_json_and_plot(tmp_path, capsys):
 
 def test_errors_are_one_clear_line(tmp_path, capsys):
     assert main(["train", "nope", "--out", str(tmp_path)]) == 2
-    assert "unknown model 'nope'; choose one of: dlgm" in capsys.readouterr().err
+    assert "unknown model 'nope'; choose one of: darn, " in capsys.readouterr().err
     assert main(["eval", str(tmp_path / "missing")]) == 2
     assert "not a run directory" in capsys.readouterr().err
     assert main(["train", "--term-arg", "mmd.kernel=imq", "--out", str(tmp_path / "t"), *SMALL]) == 2

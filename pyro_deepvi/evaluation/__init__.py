@@ -1,9 +1,10 @@
-"""Evaluation: IWAE-k log-likelihood, active units, ELBO surgery, MIG, pictures, the ``eval.json`` report."""
+"""Evaluation: IWAE-k log-likelihood, active units, ELBO surgery, MIG, perplexity, pictures, the ``eval.json`` report."""
 
 from . import log_likelihood
 from .active_units import active_units
 from .disentanglement import mutual_information_gap, posterior_means
 from .log_likelihood import bounds
+from .perplexity import document_completion, lda_perplexity, perplexity
 from .rate_distortion import plot_rate_distortion, rate_and_distortion, rate_distortion_points
 from .report import evaluate_run
 from .surgery import elbo_surgery
@@ -11,10 +12,13 @@ from .surgery import elbo_surgery
 __all__ = [
     "active_units",
     "bounds",
+    "document_completion",
     "elbo_surgery",
     "evaluate_run",
+    "lda_perplexity",
     "log_likelihood",
     "mutual_information_gap",
+    "perplexity",
     "plot_rate_distortion",
     "posterior_means",
     "rate_and_distortion",

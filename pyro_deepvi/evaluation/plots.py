@@ -22,14 +22,20 @@ def observation_mean(model, batch, guide=None):
     """E[x | h] of the model's ``x`` site: h from the prior, or from the guide to reconstruct.
 
     ``batch`` holds the model's keyword arguments (``x``, and ``y`` where there is one);
-    returns ``None`` when the model observes no site named ``x``.
+    returns ``None`` when the model observes no site named ``x``. A likelihood with
+    no closed-form mean (DARN's autoregressive pixels) gives a draw x ~ p(x | h) instead.
     """
     model_fn = poutine.uncondition(model)
     if guide is not None:
         guide_trace = poutine.trace(guide).get_trace(**batch)
         model_fn = poutine.replay(model_fn, trace=guide_trace)
     site = poutine.trace(model_fn).get_trace(**batch).nodes.get("x")
-    return None if site is None else site["fn"].mean
+    if site is None:
+        return None
+    try:
+        return site["fn"].mean
+    except NotImplementedError:
+        return site["value"]
 
 
 def save_image_grid(images, event_shape, path, title, columns=10):

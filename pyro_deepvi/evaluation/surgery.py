@@ -176,7 +176,7 @@ def _stderr(terms):
 
 
 @torch.no_grad()
-def elbo_surgery(model, guide, data, num_samples=20, batch_size=500, chunk_size=500, seed=0):
+def elbo_surgery(model, guide, data, num_samples=20, batch_size=500, chunk_size=500, seed=0, max_generic_points=500):
     """Average KL = index-code MI + marginal KL over a data set (Hoffman & Johnson, 2016).
 
     :param model: the model's callable (e.g. ``dlgm.model``); gives log p(z).
@@ -187,6 +187,9 @@ def elbo_surgery(model, guide, data, num_samples=20, batch_size=500, chunk_size=
     :param int batch_size: data points per guide/model call, and components m per block.
     :param int chunk_size: draws per block of the N × N·S matrix of log q(z | x_m).
     :param int seed: seeds the draws (and a dynamic binarization), leaving the global RNG as it was.
+    :param int max_generic_points: when a site has no matrix-product fast path (anything but a
+        diagonal Gaussian, e.g. DARN's autoregressive Bernoulli), only the first this many points
+        (whole batches, at least one) are used: each of the N² S pairs then costs a network pass.
     :returns: a dict of floats: ``average_kl`` = (1/N) Σ_n KL(q(z|x_n) ‖ p(z)),
         ``index_code_mi`` = I_q[n; z], ``marginal_kl`` = KL(q(z) ‖ p(z)), their
         Monte Carlo standard errors ``*_stderr``, ``log_n`` = log N,
@@ -216,6 +219,11 @@ def elbo_surgery(model, guide, data, num_samples=20, batch_size=500, chunk_size=
             fns.append(_guide_distributions(guide, batch, len(index)))
         nesting = guess_max_plate_nesting(model, guide, (), batches[0])
         fast = [name for name in fns[0] if all(_is_diagonal_normal(f[name]) for f in fns)]
+        if len(fast) < len(fns[0]) and num_data > max_generic_points:
+            kept = max(1, max_generic_points // batch_size)
+            batches, fns = batches[:kept], fns[:kept]
+            num_data = sum(len(batch["x"]) for batch in batches)
+            log_n = math.log(num_data)
         components = [_Components(f, fast) for f in fns]
         for b, batch in enumerate(batches):
             size = len(batch["x"])

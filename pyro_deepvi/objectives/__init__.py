@@ -2,6 +2,7 @@
 
 from ..registry import OBJECTIVES
 from . import mmd, mutual_info, rate, total_correlation
+from .darn_taylor import TaylorBaselineELBO
 from .estimators import ELBO, IWAE, TraceGraphELBO
 from .objective import NonFiniteLossError, Objective, Term
 
@@ -16,9 +17,34 @@ def tracegraph_elbo(particles=1):
     return Objective(TraceGraphELBO(particles))
 
 
-@OBJECTIVES.register("iwae", "importance-weighted bound L_k (Burda et al. 2016), k = --particles")
+@OBJECTIVES.register(
+    "iwae", "importance-weighted bound L_k (Burda et al. 2016), k = --particles; VIMCO gradients for discrete latents"
+)
 def iwae(particles=5):
     return Objective(IWAE(particles))
 
 
-__all__ = ["ELBO", "IWAE", "NonFiniteLossError", "Objective", "Term", "TraceGraphELBO", "elbo", "iwae", "mmd", "mutual_info", "rate", "total_correlation", "tracegraph_elbo"]
+@OBJECTIVES.register(
+    "darn_taylor", "evidence lower bound, DARN's Taylor-baseline score function (Gregor et al. 2014): Bernoulli guides, biased"
+)
+def darn_taylor(particles=1):
+    return Objective(TaylorBaselineELBO(particles))
+
+
+__all__ = [
+    "ELBO",
+    "IWAE",
+    "NonFiniteLossError",
+    "Objective",
+    "TaylorBaselineELBO",
+    "Term",
+    "TraceGraphELBO",
+    "darn_taylor",
+    "elbo",
+    "iwae",
+    "mmd",
+    "mutual_info",
+    "rate",
+    "total_correlation",
+    "tracegraph_elbo",
+]

@@ -9,11 +9,15 @@ scales a minibatch by N / B) and whose gradient is the estimator's:
 - :class:`TraceGraphELBO`: ``TraceGraph_ELBO``'s Rao-Blackwellized score
   function with baselines.
 - :class:`IWAE`: the importance-weighted bound of Burda et al. (2016),
-  L_k = Σ_n log (1/k) Σ_i w_i(x_n), w_i = p(x_n, h_i) / q(h_i | x_n),
-  for reparameterized guides. This is ``RenyiELBO(alpha=0)``'s bound taken per
+  L_k = Σ_n log (1/k) Σ_i w_i(x_n), w_i = p(x_n, h_i) / q(h_i | x_n).
+  For reparameterized guides this is ``RenyiELBO(alpha=0)``'s bound taken per
   data point: RenyiELBO sums every plate that is not shared by all sites before
   its log-sum-exp, so a factor outside the data plate (a weight prior) would turn
-  it into one bound over the whole batch.
+  it into one bound over the whole batch. Non-reparameterized (discrete) guide
+  sites, to which RenyiELBO gives zero gradient, get VIMCO's leave-one-out
+  score function (:mod:`~pyro_deepvi.objectives.vimco`).
+- :class:`~pyro_deepvi.objectives.darn_taylor.TaylorBaselineELBO`: the ELBO with
+  DARN's first-order Taylor baseline for Bernoulli guide sites (biased).
 
 Pyro's ``TraceGraph_ELBO`` and ``RenyiELBO`` have no ``differentiable_loss``;
 computing the surrogate here gives the engine one path for every loss.
@@ -26,6 +30,7 @@ from pyro.infer import Trace_ELBO, TraceGraph_ELBO
 from pyro.infer.tracegraph_elbo import TrackNonReparam
 
 from ..importance import check_local, importance_traces, total
+from . import vimco
 
 
 def _with_gradient_of(value, surrogate):
@@ -92,7 +97,12 @@ class TraceGraphELBO(ELBO):
 
 
 class IWAE(ELBO):
-    """The importance-weighted bound L_k with reparameterized gradients (Burda et al., 2016)."""
+    """The importance-weighted bound L_k (Burda et al., 2016).
+
+    Reparameterized sites get the pathwise gradient of L̂ = log (1/k) Σ_i w_i;
+    non-reparameterized ones add VIMCO's score-function term (Mnih & Rezende,
+    2016), which needs k ≥ 2.
+    """
 
     def __init__(self, num_particles=5):
         if num_particles < 1:
@@ -100,15 +110,13 @@ class IWAE(ELBO):
         self.num_particles = num_particles
 
     def loss(self, model_trace, guide_trace, weights):
+        check_local(weights, "iwae")
+        loss = self._bound_loss(weights)
         discrete = _non_reparameterized_sites(guide_trace)
         if discrete:
-            raise ValueError(
-                f"iwae needs reparameterized guide sites, but site {discrete[0]!r} "
-                f"({type(guide_trace.nodes[discrete[0]]['fn']).__name__}) is not: Pyro's RenyiELBO would "
-                "give its parameters zero gradient. Use the 'elbo' or 'tracegraph_elbo' objective."
-            )
-        check_local(weights, "iwae")
-        return self._bound_loss(weights)
+            log_q = vimco.score_log_q(guide_trace, discrete)
+            loss = loss - weights.scale * vimco.score_surrogate(total(weights), log_q).sum()
+        return loss
 
     def bound(self, log_w):
         return torch.logsumexp(log_w, 0) - math.log(log_w.shape[0])

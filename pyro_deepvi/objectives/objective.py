@@ -17,6 +17,7 @@ holds detached per-data-point parts for logging: ``elbo``, ``rate``
 
 import pyro
 import torch
+from pyro.ops.provenance import detach_provenance
 from torch import nn
 
 from ..importance import guess_max_plate_nesting, log_weights, total
@@ -130,5 +131,6 @@ class Objective(nn.Module):
             parts[name] = value.detach()
         if not torch.isfinite(loss):
             raise NonFiniteLossError(f"loss is {loss.item()}: {_first_nonfinite_site(model_trace, guide_trace)}")
-        self.parts = parts
+        # TraceGraph_ELBO's provenance tracking wraps tensors of non-reparameterized sites; logs want plain ones.
+        self.parts = {name: detach_provenance(value) for name, value in parts.items()}
         return loss

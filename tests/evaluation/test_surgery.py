@@ -140,3 +140,14 @@ def test_untrained_dlgm_on_digits():
     assert -3 * result["index_code_mi_stderr"] <= result["index_code_mi"] <= math.log(200)
     assert result["marginal_kl"] >= -3 * result["marginal_kl_stderr"]
     assert result["average_kl"] > 0
+
+
+def test_sites_without_fast_path_use_at_most_max_generic_points():
+    """A factorized Bernoulli guide (no matrix-product path) is scored on the first whole batches only."""
+    train = pyro_deepvi.load("digits", "train")
+    model = pyro_deepvi.MODELS.get("sbn").from_data(train, latent_dims=(4,), hidden_dims=(8,))
+    guide = GUIDES.get("bernoulli")(model, hidden_dims=(8,))
+    result = elbo_surgery(model.model, guide, train, num_samples=2, batch_size=100, max_generic_points=250)
+    assert result["num_data"] == 200 and result["log_n"] == pytest.approx(math.log(200))
+    assert result["average_kl"] == pytest.approx(result["index_code_mi"] + result["marginal_kl"], abs=1e-6)
+    assert 0 <= result["index_code_mi"] <= result["log_n"] + 1e-9

@@ -1,0 +1,186 @@
+"""Held-out perplexity on reuters by document completion: DEFs, one-layer Poisson factorization, LDA.
+
+Every run fits the 315 training documents of ``reuters`` (4,258 words) and completes its 40
+test documents: each test document's tokens are split in half (seed 0), its latent
+variables are inferred from the first half with everything global fixed, and the second
+half is scored (``pyro_deepvi.evaluation.perplexity``). The runs:
+
+======================  ===================================================================
+``pf-100``              one-layer Poisson factorization: ``def`` with one gamma layer of 100
+``gamma-100-30-15``     sparse gamma DEF 100-30-15, ``local`` guide, ``elbo`` (reparameterized)
+``mixed-100-30``        DEF of 100 gamma units over 30 Poisson units (log link, normal W1),
+                        ``tracegraph_elbo`` (reparameterized gamma, Rao-Blackwellized score
+                        function for the Poisson units)
+``gamma-100-30-15-score``  the gamma DEF, ``local_score_function`` guide, ``tracegraph_elbo``: the
+                        paper's Rao-Blackwellized score function, no reparameterization (with
+                        ``local``, ``tracegraph_elbo`` gives the same gradient as ``elbo``)
+``lda-50``, ``lda-100``   LDA (the ``lda`` package's collapsed Gibbs sampler, α = 0.1, η = 0.01)
+======================  ===================================================================
+
+The DEF runs go through ``pyro_deepvi.train(TrainConfig(...))`` with full batches (one Adam step,
+lr 0.05, per epoch, ``--steps`` epochs) and write ordinary run directories under ``--out``; the
+estimator comparison is ``gamma-100-30-15`` (reparameterized) against ``gamma-100-30-15-score``,
+at equal steps. Columns: the ELBO per training document after training
+(the full ELBO, global KL included, by 10 reparameterized particles), the test perplexity and
+the training time. The paper's figures (Ranganath et al. 2015) are on the New York Times, a
+corpus hundreds of times larger than reuters with another vocabulary and held-out split, so
+they are a reference point, not a target.
+
+Usage::
+
+    python benchmarks/perplexity_table.py --threads 1                # ~1 h on one shared CPU core
+    python benchmarks/perplexity_table.py --steps 50 --only pf-100,lda-50   # smoke run
+"""
+
+import argparse
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import torch
+
+import pyro_deepvi
+from pyro_deepvi import TrainConfig
+from pyro_deepvi.evaluation.perplexity import lda_perplexity
+from pyro_deepvi.objectives import elbo
+
+PAPER = "Ranganath et al. 2015, New York Times"
+
+RUNS = {
+    "pf-100": dict(kind="def", latent_dims=(100,), guide="local", objective="elbo", paper=None),
+    "gamma-100-30-15": dict(kind="def", latent_dims=(100, 30, 15), guide="local", objective="elbo", paper=2251),
+    "mixed-100-30": dict(
+        kind="def", latent_dims=(100, 30), guide="local", objective="tracegraph_elbo",
+        model_args={"families": ["gamma", "poisson"]}, paper=None,
+    ),
+    "gamma-100-30-15-score": dict(
+        kind="def", latent_dims=(100, 30, 15), guide="local_score_function", objective="tracegraph_elbo", paper=None
+    ),
+    "lda-50": dict(kind="lda", num_topics=50, paper=None),
+    "lda-100": dict(kind="lda", num_topics=100, paper=2717),
+}
+
+
+@torch.no_grad()
+def final_elbo(out, particles=10, seed=0):
+    """The full ELBO (global KL included) per training document, by reparameterized particles."""
+    config, components = pyro_deepvi.restore(out, device="cpu")
+    train = config.load_data("train")
+    guide = components.guide
+    if not guide.options["reparameterize"]:  # score the same q with reparameterized draws
+        guide = type(guide)(components.model, num_data=guide.num_data)
+        guide.load_state_dict(components.guide.state_dict())
+    torch.manual_seed(seed)
+    objective = elbo(particles=particles)
+    loss = objective(components.model.model, guide, x=train.x)
+    return -float(loss) / len(train)
+
+
+def run_def(name, spec, args, out):
+    config = TrainConfig(
+        model="def", data="reuters", guide=spec["guide"], objective=spec["objective"], latent_dims=spec["latent_dims"],
+        model_args=spec.get("model_args", {}), epochs=args.steps, batch_size=315, lr=args.lr, seed=args.seed,
+        device="cpu", out=str(out), eval_every=0, progress=False,
+    )
+    started = time.perf_counter()
+    result = pyro_deepvi.train(config)
+    wall = time.perf_counter() - started
+    metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    return {
+        **result,
+        "steps": args.steps,
+        "train_seconds": sum(m["seconds"] for m in metrics),
+        "wall_seconds": wall,
+        "final_elbo_per_document": final_elbo(out),
+    }
+
+
+def run_lda(name, spec, args, out):
+    train, test = pyro_deepvi.load("reuters", "train"), pyro_deepvi.load("reuters", "test")
+    started = time.perf_counter()
+    value = lda_perplexity(train.x, test.x, spec["num_topics"], seed=args.seed, iterations=args.lda_iterations)
+    wall = time.perf_counter() - started
+    out.mkdir(parents=True, exist_ok=True)
+    result = {"perplexity": value, "steps": args.lda_iterations, "train_seconds": wall, "wall_seconds": wall}
+    (out / "eval.json").write_text(json.dumps(result, indent=2))
+    return result
+
+
+def _fmt(value, digits=0):
+    return "—" if value is None else f"{value:,.{digits}f}"
+
+
+def markdown(results, table, args):
+    lines = [
+        f"reuters (315 train / 40 test documents, 4,258 words), document completion (half of each test "
+        f"document's tokens held out, seed {args.seed}); DEFs: full-batch Adam, lr {args.lr}, {args.steps} steps; "
+        f"LDA: {args.lda_iterations} Gibbs sweeps.",
+        "",
+        "| run | model | guide / objective | steps | train time (s) | ELBO / doc | test perplexity | paper (NYT)* |",
+        "|---|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, r in results.items():
+        spec = table[name]
+        if spec["kind"] == "def":
+            families = spec.get("model_args", {}).get("families")
+            model = "DEF " + "-".join(map(str, spec["latent_dims"])) + (f" ({'/'.join(families)})" if families else "")
+            how = f"{spec['guide']} / {spec['objective']}"
+            elbo_value = _fmt(r["final_elbo_per_document"], 1)
+        else:
+            model, how, elbo_value = f"LDA, {spec['num_topics']} topics", "collapsed Gibbs", "—"
+        lines.append(
+            f"| {name} | {model} | {how} | {r['steps']} | {_fmt(r['train_seconds'], 1)} | {elbo_value} "
+            f"| {_fmt(r['perplexity'])} | {_fmt(spec['paper'])} |"
+        )
+    lines += ["", f"\\* {PAPER} (gamma DEF 100-30-15 and LDA); a reference point only."]
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=1500, help="full-batch Adam steps of every DEF (default 1500)")
+    parser.add_argument("--lr", type=float, default=0.05, help="Adam's step size (default 0.05)")
+    parser.add_argument("--lda-iterations", type=int, default=500, help="LDA's Gibbs sweeps (default 500)")
+    parser.add_argument("--out", default="runs/perplexity_table", help="runs directory (default runs/perplexity_table)")
+    parser.add_argument("--only", default=None, help="comma-separated subset of the runs")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--overwrite", action="store_true", help="delete existing run directories of the same names first")
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (1 is steadier on a shared machine)")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    table = RUNS
+    names = list(table) if args.only is None else [n.strip() for n in args.only.split(",") if n.strip()]
+    unknown = [n for n in names if n not in table]
+    if unknown:
+        parser.error(f"unknown runs {unknown}; choose from: {', '.join(table)}")
+    out_root = Path(args.out)
+    existing = [out_root / n for n in names if (out_root / n).exists()]
+    if existing and not args.overwrite:
+        parser.error(
+            f"{', '.join(map(str, existing))} exist(s): pyro-deepvi would resume from a checkpoint there; "
+            "pass --overwrite to start over, or choose another --out"
+        )
+    for path in existing:
+        shutil.rmtree(path)
+    out_root.mkdir(parents=True, exist_ok=True)
+
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.2f}", flush=True)
+    results = {}
+    for name in names:
+        spec = table[name]
+        print(f"{name}: ...", flush=True)
+        results[name] = (run_def if spec["kind"] == "def" else run_lda)(name, spec, args, out_root / name)
+        r = results[name]
+        print(f"{name}: test perplexity {r['perplexity']:.0f}, train {r['train_seconds']:.0f} s", flush=True)
+        (out_root / "perplexity_table.json").write_text(json.dumps({"args": vars(args), "results": results}, indent=2))
+    text = markdown(results, table, args)
+    (out_root / "perplexity_table.md").write_text(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

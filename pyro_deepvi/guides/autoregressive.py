@@ -18,18 +18,48 @@ reparameterizable: train with a score-function objective (``tracegraph_elbo``,
 declares an input-dependent baseline b_k(h^{k-1}) (a small network, as in
 NVIL, Mnih & Gregor 2014) through Pyro's ``nn_baseline``: ``tracegraph_elbo``
 subtracts it from the site's downstream cost and fits it to that cost (the
-score function with baselines); the other objectives ignore it.
+score function with baselines); the other objectives ignore it. The network
+predicts the cost per data point and is scaled by the data plate's N / B, the
+scale of Pyro's cost, so that its output stays of order one.
 """
 
 import pyro
 import pyro.distributions as dist
+import torch
 from pyro.nn import PyroModule
+from pyro.poutine.runtime import get_plates
 from torch import nn
 
 from ..models.base import data_plate, flat_dim
 from ..nn import MADE, MLP, AutoregressiveBernoulli
 from ..registry import GUIDES
 from .amortized import latent_shapes_of
+
+
+class _Baseline(nn.Module):
+    """b(h^{k-1}) = (N / B) · MLP(h^{k-1}), shaped as the site's downstream cost in ``TraceGraph_ELBO``."""
+
+    def __init__(self, in_dim, hidden_dims):
+        super().__init__()
+        self.net = MLP(in_dim, tuple(hidden_dims)[:1], 1)
+
+    def forward(self, inputs):
+        below, scale, shape = inputs
+        out = scale * self.net(below).squeeze(-1)
+        while out.dim() > len(shape) and out.shape[0] == 1:
+            out = out.squeeze(0)
+        return out.expand(shape)
+
+
+def _cost_shape():
+    """The shape of a site's downstream cost under the current plates: their sizes, leading 1s dropped."""
+    frames = [frame for frame in get_plates() if frame.vectorized]
+    shape = [1] * -min((frame.dim for frame in frames), default=0)
+    for frame in frames:
+        shape[frame.dim] = frame.size
+    while shape and shape[0] == 1:
+        shape.pop(0)
+    return torch.Size(shape)
 
 
 class BinaryChainGuide(PyroModule):
@@ -52,10 +82,7 @@ class BinaryChainGuide(PyroModule):
             self.conditionals = nn.ModuleList(MADE(d, below, hidden_dims) for below, d in zip(dims[:-1], dims[1:]))
         else:
             self.conditionals = nn.ModuleList(MLP(below, hidden_dims, d) for below, d in zip(dims[:-1], dims[1:]))
-        # b_k: [..., batch, d] -> [..., batch], the shape of the site's downstream cost.
-        self.baselines = nn.ModuleList(
-            nn.Sequential(MLP(below, tuple(hidden_dims)[:1], 1), nn.Flatten(-2)) for below in dims[:-1]
-        )
+        self.baselines = nn.ModuleList(_Baseline(below, hidden_dims) for below in dims[:-1])
 
     def conditional(self, k, below):
         """q(h^{k+1} | h^k = below), k counted from the bottom (k = 0: q(h^1 | x))."""
@@ -65,9 +92,11 @@ class BinaryChainGuide(PyroModule):
 
     def forward(self, x, y=None, index=None):
         h = x.reshape(x.shape[0], -1)
+        scale = 1.0 if index is None else self.num_data / len(index)
         with data_plate(self.num_data, x, index):
+            shape = _cost_shape()
             for k, name in enumerate(self.sites):
-                baseline = {"nn_baseline": self.baselines[k], "nn_baseline_input": h}
+                baseline = {"nn_baseline": self.baselines[k], "nn_baseline_input": (h, scale, shape)}
                 h = pyro.sample(name, self.conditional(k, h), infer={"baseline": baseline})
 
 

@@ -10,7 +10,7 @@ from pyro import poutine
 import pyro_deepvi
 from pyro_deepvi import GUIDES, TrainConfig
 from pyro_deepvi.data import Dataset
-from pyro_deepvi.engine import Trainer
+from pyro_deepvi.engine import Trainer, build
 from pyro_deepvi.evaluation import bounds
 from pyro_deepvi.models.darn import DARN, SigmoidBeliefNetwork
 from pyro_deepvi.models.dlgm import DLGM
@@ -179,3 +179,16 @@ def test_darn_beats_a_sigmoid_belief_network_of_the_same_size_on_mnist5k(tmp_pat
     sbn = _mnist5k_test_log_likelihood(tmp_path, "sbn")
     difference = darn - sbn  # paired on the same test digits
     assert difference.mean() > 3 * difference.std() / len(difference) ** 0.5
+
+
+@pytest.mark.parametrize("model_name, latent_dims, particles", [("sbn", (4, 3), 1), ("sbn", (4,), 2), ("darn", (4, 3), 3)])
+def test_tracegraph_baselines_fit_deep_models_and_several_particles(model_name, latent_dims, particles):
+    """Each site's NVIL baseline has the shape of its downstream cost, and tracegraph_elbo trains it."""
+    config = TrainConfig(
+        model=model_name, data="digits", objective="tracegraph_elbo", particles=particles,
+        latent_dims=latent_dims, hidden_dims=(8,), progress=False,
+    )
+    train = config.load_data("train")
+    components = build(config, train)
+    components(train.batch(torch.arange(10))).backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in components.guide.baselines.parameters())

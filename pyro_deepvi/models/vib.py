@@ -48,7 +48,7 @@ from torch import nn
 from ..evaluation.batches import seeded_batches
 from ..nn import MLP
 from ..registry import MODELS
-from .base import check_batch, data_plate, flat_dim
+from .base import check_batch, data_plate
 
 
 @MODELS.register("vib", "deep variational information bottleneck (Alemi et al. 2017): classifier with a stochastic encoder")
@@ -149,15 +149,13 @@ def deterministic_baseline(train, test, hidden_dims, latent_dim, epochs, batch_s
     the same minibatches a ``vib`` run of that seed sees (binarized afresh where the
     data set is). Returns ``{"test_error": ..., "network": ...}``.
     """
-    if not hidden_dims:
-        raise ValueError("the deterministic baseline needs at least one hidden layer, e.g. (1024, 1024)")
+    from ..guides.amortized import Encoder  # the VIB guide's own encoder (a module-level import would be circular)
+
     with torch.random.fork_rng():
         torch.manual_seed(seed)
+        encoder = Encoder(train.event_shape, hidden_dims)
         network = nn.Sequential(
-            MLP(flat_dim(train.event_shape), hidden_dims[:-1], hidden_dims[-1]),
-            nn.Tanh(),
-            nn.Linear(hidden_dims[-1], latent_dim),
-            nn.Linear(latent_dim, train.num_classes),
+            encoder, nn.Linear(encoder.out_dim, latent_dim), nn.Linear(latent_dim, train.num_classes)
         )
         optimizer = torch.optim.Adam(network.parameters(), lr=lr)
         shuffle = torch.Generator().manual_seed(seed)
@@ -165,10 +163,10 @@ def deterministic_baseline(train, test, hidden_dims, latent_dim, epochs, batch_s
             order = torch.randperm(len(train), generator=shuffle)
             for start in range(0, len(train), batch_size):
                 batch = train.batch(order[start : start + batch_size])
-                loss = nn.functional.cross_entropy(network(batch["x"].flatten(1)), batch["y"])
+                loss = nn.functional.cross_entropy(network(batch["x"]), batch["y"])
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
     with torch.no_grad():
-        error = float((network(test.x.flatten(1)).argmax(-1) != test.y).float().mean())
+        error = float((network(test.x).argmax(-1) != test.y).float().mean())
     return {"test_error": error, "network": network}

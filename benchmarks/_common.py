@@ -5,6 +5,8 @@
 applies them, :func:`train_once` trains a run through ``pyro_deepvi.train``
 unless its directory already holds that run finished (then it reads its
 ``eval.json``), and :func:`write_table` prints and saves the markdown table.
+:func:`fresh_run_dirs` picks ``--only``'s runs for the tables whose runs must start afresh
+(``mnist5k_table.py``, ``perplexity_table.py``).
 """
 
 import argparse
@@ -51,6 +53,29 @@ def start(args):
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average {load_average()}, runs in {args.out}",
           flush=True)
     return args
+
+
+def fresh_run_dirs(parser, runs, only, out, overwrite):
+    """The names ``only`` (comma-separated) picks from ``runs`` (all when ``None``), and ``Path(out)``.
+
+    For tables whose every run must start afresh: an existing run directory is an error
+    (pyro-deepvi would resume from its checkpoint) unless ``overwrite``, which deletes it.
+    """
+    names = list(runs) if only is None else [n.strip() for n in only.split(",") if n.strip()]
+    unknown = [n for n in names if n not in runs]
+    if unknown:
+        parser.error(f"unknown runs {unknown}; choose from: {', '.join(runs)}")
+    out_root = Path(out)
+    existing = [out_root / n for n in names if (out_root / n).exists()]
+    if existing and not overwrite:
+        parser.error(
+            f"{', '.join(map(str, existing))} exist(s): pyro-deepvi would resume from a checkpoint there; "
+            "pass --overwrite to start over, or choose another --out"
+        )
+    for path in existing:
+        shutil.rmtree(path)
+    out_root.mkdir(parents=True, exist_ok=True)
+    return names, out_root
 
 
 def load_average():

@@ -42,7 +42,6 @@ Usage::
 import argparse
 import json
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -52,6 +51,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import plain_vae  # noqa: E402
+from _common import fresh_run_dirs  # noqa: E402
 import pyro_deepvi  # noqa: E402
 from pyro_deepvi import TrainConfig  # noqa: E402
 
@@ -169,20 +169,7 @@ def main(argv=None):
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    names = list(RUNS) if args.only is None else [n.strip() for n in args.only.split(",") if n.strip()]
-    unknown = [n for n in names if n not in RUNS]
-    if unknown:
-        parser.error(f"unknown runs {unknown}; choose from: {', '.join(RUNS)}")
-    out_root = Path(args.out)
-    existing = [out_root / n for n in names if (out_root / n).exists()]
-    if existing and not args.overwrite:
-        parser.error(
-            f"{', '.join(map(str, existing))} exist(s): pyro-deepvi would resume from a checkpoint there; "
-            "pass --overwrite to start over, or choose another --out"
-        )
-    for path in existing:
-        shutil.rmtree(path)
-    out_root.mkdir(parents=True, exist_ok=True)
+    names, out_root = fresh_run_dirs(parser, RUNS, args.only, args.out, args.overwrite)
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.2f}", flush=True)
     results = {}

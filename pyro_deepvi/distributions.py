@@ -114,9 +114,18 @@ class RankOnePrecisionNormal(TorchDistribution):
 
     @property
     def variance(self):
-        # diag(C) = 1/d - eta u^2 / d^2
-        eta = self._eta.unsqueeze(-1)
-        return self.precision_diag.reciprocal() - eta * self._dinv_u.pow(2)
+        r"""
+        :math:`C_{ii} = \frac{1}{d_i}\frac{1 + s_{-i}}{1 + s}` with
+        :math:`s_{-i} = \sum_{j \ne i} u_j^2 / d_j`: equal to
+        :math:`1/d_i - \eta u_i^2/d_i^2`, but built from sums of positive
+        terms, so it does not cancel in float32 when :math:`u_i^2/d_i`
+        dominates :math:`s`.
+        """
+        terms = self.precision_factor * self._dinv_u  # u_j^2 / d_j
+        zero = torch.zeros_like(terms[..., :1])
+        before = torch.cat([zero, terms[..., :-1].cumsum(-1)], -1)  # sum over j < i
+        after = torch.cat([terms[..., 1:].flip(-1).cumsum(-1).flip(-1), zero], -1)  # sum over j > i
+        return (1 + before + after) / ((1 + self._s).unsqueeze(-1) * self.precision_diag)
 
     @property
     def precision_matrix(self):
@@ -132,10 +141,10 @@ class RankOnePrecisionNormal(TorchDistribution):
         :math:`C`; builds a ``k x k`` matrix, for small ``k`` only.
         """
         a = self._dinv_u
-        eta = self._eta[..., None, None]
-        return torch.diag_embed(self.precision_diag.reciprocal()) - eta * (
-            a.unsqueeze(-1) * a.unsqueeze(-2)
-        )
+        off_diagonal = -self._eta[..., None, None] * (a.unsqueeze(-1) * a.unsqueeze(-2))
+        # Off the diagonal C = -eta a a^T; on it, the stable :attr:`variance`.
+        on_diagonal = torch.eye(a.shape[-1], dtype=torch.bool, device=a.device)
+        return torch.where(on_diagonal, torch.diag_embed(self.variance), off_diagonal)
 
     @property
     def scale_matrix(self):

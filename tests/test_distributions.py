@@ -32,6 +32,16 @@ CASES = {
 }
 
 
+def test_float32_variance_does_not_cancel():
+    # One dominant u_i^2/d_i: 1/d_i - eta u_i^2/d_i^2 cancels to 0 in float32 (relative error 1.0).
+    loc, d, u = random_params((3,), 6)
+    u[..., 2] *= 1e4
+    C = torch.linalg.inv(precision(d, u))
+    p = RankOnePrecisionNormal(loc.float(), d.float(), u.float())
+    assert torch.allclose(p.variance.double(), C.diagonal(dim1=-2, dim2=-1), rtol=1e-5, atol=0)
+    assert torch.allclose(p.covariance_matrix.double(), C, rtol=1e-5, atol=1e-6 * C.abs().max().item())
+
+
 @pytest.mark.parametrize("case", CASES)
 def test_matrices_match_linear_algebra(case):
     loc, d, u = CASES[case]

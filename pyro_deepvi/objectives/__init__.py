@@ -2,6 +2,7 @@
 
 from ..registry import OBJECTIVES
 from . import mmd, mutual_info, rate, total_correlation
+from .analytic_kl import AnalyticKLELBO
 from .darn_taylor import TaylorBaselineELBO
 from .estimators import ELBO, IWAE, TraceGraphELBO
 from .objective import NonFiniteLossError, Objective, Term
@@ -10,6 +11,13 @@ from .objective import NonFiniteLossError, Objective, Term
 @OBJECTIVES.register("elbo", "evidence lower bound, Trace_ELBO gradients (reparameterized or score function)")
 def elbo(particles=1):
     return Objective(ELBO(particles))
+
+
+@OBJECTIVES.register(
+    "elbo_analytic_kl", "evidence lower bound with closed-form KL(q || p) where exact (TraceMeanField_ELBO, order-checked)"
+)
+def elbo_analytic_kl(particles=1):
+    return Objective(AnalyticKLELBO(particles))
 
 
 @OBJECTIVES.register("tracegraph_elbo", "evidence lower bound, TraceGraph_ELBO (Rao-Blackwellized score function)")
@@ -32,6 +40,7 @@ def darn_taylor(particles=1):
 
 
 __all__ = [
+    "AnalyticKLELBO",
     "ELBO",
     "IWAE",
     "NonFiniteLossError",
@@ -41,6 +50,7 @@ __all__ = [
     "TraceGraphELBO",
     "darn_taylor",
     "elbo",
+    "elbo_analytic_kl",
     "iwae",
     "mmd",
     "mutual_info",

@@ -129,6 +129,15 @@ def log_weights(model_trace, guide_trace, max_plate_nesting):
     )
 
 
+def non_reparameterized_sites(guide_trace):
+    """Names of the guide's latent sites without ``rsample`` (discrete ones): no pathwise gradient."""
+    return [
+        name
+        for name, site in guide_trace.nodes.items()
+        if site["type"] == "sample" and not site["is_observed"] and not site["fn"].has_rsample
+    ]
+
+
 def check_local(weights, what):
     """Refuse global latents where a bound must split into one weight per data point."""
     if weights.global_latents:

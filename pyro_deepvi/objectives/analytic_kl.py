@@ -22,8 +22,8 @@ from pyro.distributions.util import scale_and_mask
 from torch.distributions import kl_divergence
 from torch.distributions.kl import _KL_REGISTRY
 
-from ..importance import _data_frame, _reduce, check_local
-from .estimators import ELBO, _non_reparameterized_sites
+from ..importance import _data_frame, _reduce, check_local, non_reparameterized_sites
+from .estimators import ELBO
 
 
 def _has_kl(q, p):
@@ -71,10 +71,10 @@ class AnalyticKLELBO(ELBO):
         return tuple(analytic)
 
     def loss(self, model_trace, guide_trace, weights):
-        if _non_reparameterized_sites(guide_trace):
+        if non_reparameterized_sites(guide_trace):
             raise ValueError(
                 "the analytic-KL ELBO takes reparameterized guides only; the guide's site(s) "
-                f"{', '.join(map(repr, _non_reparameterized_sites(guide_trace)))} are not: use 'elbo' or 'tracegraph_elbo'"
+                f"{', '.join(map(repr, non_reparameterized_sites(guide_trace)))} are not: use 'elbo' or 'tracegraph_elbo'"
             )
         check_local(weights, "the analytic-KL ELBO")
         if self.analytic_sites is None:

@@ -29,7 +29,7 @@ import torch
 from pyro.infer import Trace_ELBO, TraceGraph_ELBO
 from pyro.infer.tracegraph_elbo import TrackNonReparam
 
-from ..importance import check_local, importance_traces, total
+from ..importance import check_local, importance_traces, non_reparameterized_sites, total
 from . import vimco
 
 
@@ -37,14 +37,6 @@ def _with_gradient_of(value, surrogate):
     """A tensor equal to ``value`` (a number or tensor) whose gradient is that of ``surrogate``."""
     value = torch.as_tensor(value, dtype=surrogate.dtype, device=surrogate.device).detach()
     return value + (surrogate - surrogate.detach())
-
-
-def _non_reparameterized_sites(guide_trace):
-    return [
-        name
-        for name, site in guide_trace.nodes.items()
-        if site["type"] == "sample" and not site["is_observed"] and not site["fn"].has_rsample
-    ]
 
 
 class ELBO:
@@ -63,7 +55,7 @@ class ELBO:
         return importance_traces(model, guide, self.num_particles, max_plate_nesting, args, kwargs)
 
     def loss(self, model_trace, guide_trace, weights):
-        if not _non_reparameterized_sites(guide_trace):
+        if not non_reparameterized_sites(guide_trace):
             return self._bound_loss(weights)
         loss, surrogate = self._pyro_elbo._differentiable_loss_particle(model_trace, guide_trace)
         return _with_gradient_of(loss, surrogate) / self.num_particles
@@ -112,7 +104,7 @@ class IWAE(ELBO):
     def loss(self, model_trace, guide_trace, weights):
         check_local(weights, "iwae")
         loss = self._bound_loss(weights)
-        discrete = _non_reparameterized_sites(guide_trace)
+        discrete = non_reparameterized_sites(guide_trace)
         if discrete:
             log_q = vimco.score_log_q(guide_trace, discrete)
             loss = loss - weights.scale * vimco.score_surrogate(total(weights), log_q).sum()

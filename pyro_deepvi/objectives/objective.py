@@ -20,7 +20,7 @@ import torch
 from pyro.ops.provenance import detach_provenance
 from torch import nn
 
-from ..importance import guess_max_plate_nesting, log_weights, total
+from ..importance import guess_max_plate_nesting, log_weights, non_reparameterized_sites, total
 from .schedules import parse_weight
 
 
@@ -47,9 +47,15 @@ class Term(nn.Module):
     A term with an auxiliary network that must learn whatever the term's weight
     (even 0, as at the start of a warm-up schedule) sets ``auxiliary_loss`` in
     ``forward``: a per-data-point scalar the objective adds with weight 1.
+
+    A term is differentiated pathwise, which gives no gradient through a
+    non-reparameterized (discrete) guide site. A term whose gradient also holds
+    for such sites (a score-function path, as :func:`~pyro_deepvi.objectives.rate.rate`)
+    sets ``score_function = True``; the objective refuses the others with such guides.
     """
 
     auxiliary_loss = None
+    score_function = False
 
     def forward(self, model_trace, guide_trace, log_weights):
         raise NotImplementedError
@@ -102,6 +108,16 @@ class Objective(nn.Module):
             self._max_plate_nesting = guess_max_plate_nesting(model, guide, args, kwargs)
         return self.estimator.traces(model, guide, self._max_plate_nesting, args, kwargs)
 
+    def _check_terms_fit(self, guide_trace):
+        pathwise = [name for name, term in self.terms.items() if not term.score_function]
+        discrete = non_reparameterized_sites(guide_trace) if pathwise else None
+        if discrete:
+            raise ValueError(
+                f"the term(s) {', '.join(map(repr, pathwise))} are differentiated pathwise only, which gives the "
+                f"guide's non-reparameterized site(s) {', '.join(map(repr, discrete))} no gradient; "
+                "the 'rate' and 'rate_target' terms have a score-function path for such guides"
+            )
+
     def forward(self, model, guide, *args, **kwargs):
         try:
             model_trace, guide_trace = self._traces(model, guide, args, kwargs)
@@ -123,6 +139,7 @@ class Objective(nn.Module):
             "distortion": -weights.log_p_obs.detach().mean(),
         }
         num_data = weights.scale * log_w.shape[1]
+        self._check_terms_fit(guide_trace)
         for name, term in self.terms.items():
             value = term(model_trace, guide_trace, weights)
             loss = loss + num_data * self.weights[name] * value

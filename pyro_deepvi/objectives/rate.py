@@ -5,16 +5,39 @@ weight w gives D + (1 + w) R: the β-VAE of Higgins et al. (2017) with β = 1 + 
 the KL weight (1 − α) of InfoVAE with w = −α, and a warm-up with w from −1 to 0.
 """
 
+from ..importance import non_reparameterized_sites
 from ..registry import TERMS
 from .objective import Term
+from .vimco import score_log_q
+
+
+def rate(log_weights, guide_trace):
+    """R per data point: the mean over particles and the batch of f = log q(h|x) − log p(h).
+
+    Its gradient is pathwise for reparameterized sites; for non-reparameterized
+    (discrete) ones it adds the score function, ∇E_q[f] = E_q[∇f + (f − b) ∇log q_d(h|x)],
+    where q_d is their density and the baseline b of each draw is the mean of f
+    over every other particle and data point (independent of that draw: unbiased).
+    """
+    f = log_weights.log_q - log_weights.log_p_latent
+    value = f.mean()
+    discrete = non_reparameterized_sites(guide_trace)
+    if not discrete:
+        return value
+    log_q = score_log_q(guide_trace, discrete)
+    others = max(f.numel() - 1, 1)
+    baseline = (f.sum() - f) / others
+    return value + ((f - baseline).detach() * (log_q - log_q.detach())).mean()
 
 
 @TERMS.register("rate", "R = E_q[log q(h|x) − log p(h)]; weight w makes the loss D + (1 + w)·R (β-VAE)")
 class Rate(Term):
-    """The rate per data point, from the run's log weights."""
+    """The rate per data point, from the run's log weights (any guide: see :func:`rate`)."""
+
+    score_function = True
 
     def forward(self, model_trace, guide_trace, log_weights):
-        return (log_weights.log_q - log_weights.log_p_latent).mean()
+        return rate(log_weights, guide_trace)
 
     @classmethod
     def from_model(cls, model):
@@ -55,6 +78,8 @@ class RateTarget(Term):
     :param float target: the target rate σ ≥ 0, in nats per data point.
     """
 
+    score_function = True
+
     def __init__(self, target):
         super().__init__()
         try:
@@ -69,8 +94,7 @@ class RateTarget(Term):
         return f"target={self.target!r}"
 
     def forward(self, model_trace, guide_trace, log_weights):
-        rate = (log_weights.log_q - log_weights.log_p_latent).mean()
-        return (self.target - rate).abs()
+        return (self.target - rate(log_weights, guide_trace)).abs()
 
     @classmethod
     def from_model(cls, model, target=None):

@@ -145,6 +145,15 @@ def seeded_split(name, split, x, y, sizes, *, num_classes=None, binarized=True):
     x, y = x[index], y[index]
     if not binarized:
         return Dataset(name, split, x, y, support="unit_interval", num_classes=num_classes)
+    return binarized_split(name, split, x, y, num_classes)
+
+
+def binarized_split(name, split, x, y, num_classes=None):
+    """
+    One split of grey values ``x`` in ``[0, 1]`` as binary data: the train
+    split binarized afresh in every minibatch, valid and test once, by
+    ``torch.bernoulli`` with a generator seeded ``BINARIZATION_SEEDS[split]``.
+    """
     if split == "train":
         return Dataset(name, split, x, y, "binary", "dynamic", num_classes)
     generator = torch.Generator().manual_seed(BINARIZATION_SEEDS[split])

@@ -123,5 +123,5 @@ def _save_pictures(model, guide, test, run_dir, seed):
             return
         save_image_grid(samples, test.event_shape, run_dir / "samples.png", "samples, E[x | h] (a draw if no closed form), h ~ p(h)")
         few = {k: v[:25] for k, v in batch.items()}
-        pairs = torch.stack([few["x"], observation_mean(model, few, guide)], 1).reshape(50, -1)
+        pairs = torch.stack([few["x"], observation_mean(model, few, guide)], 1).flatten(0, 1)
         save_image_grid(pairs, test.event_shape, run_dir / "reconstructions.png", "data | reconstruction")

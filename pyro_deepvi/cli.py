@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 
 from . import DATASETS, GUIDES, MODELS, OBJECTIVES, TERMS, TrainConfig, evaluate, train
 from .evaluation import plot_rate_distortion, rate_distortion_points
-from .run_dir import EVAL, earlier_eval, write_json_atomic
+from .run_dir import EVAL, write_json_atomic
 
 
 def _dims(text):
@@ -170,15 +170,8 @@ def cmd_train(args):
 
 
 def cmd_eval(args):
-    path = Path(args.run_dir) / EVAL
-    try:
-        previous = json.loads(path.read_text()).get("num_particles")
-    except (OSError, ValueError, AttributeError):
-        previous = None
     result = evaluate(args.run_dir, num_particles=args.particles, device=args.device, progress=not args.no_progress)
-    print(f"wrote {path}")
-    if previous is not None and previous != result.get("num_particles"):
-        print(f"kept the earlier evaluation (k = {previous}) as {earlier_eval(args.run_dir, previous)}")
+    print(f"wrote {Path(args.run_dir) / EVAL}")
     _print_result(result)
 
 

@@ -20,7 +20,9 @@ epoch, so a crash or Ctrl-C leaves the last good one intact; running the same
 command again resumes from it and continues exactly as an uninterrupted run
 would (same parameters, same random draws). Under ``torchrun`` every rank takes
 its share of each minibatch (the data plate gets the full size N and the
-rank's indices), and ``DistributedDataParallel`` averages the gradients.
+rank's indices), and ``DistributedDataParallel`` averages the gradients; the
+checkpoint holds every rank's random state. ``train`` holds the run directory's
+lock (:mod:`~pyro_deepvi.lock`) while it runs.
 """
 
 import contextlib
@@ -286,6 +288,7 @@ class Trainer:
         self.optimizer = torch.optim.Adam(self.components.parameters(), lr=config.lr)
         self.shuffle = torch.Generator().manual_seed(config.seed)
         self.epoch, self.step = 0, 0
+        self.saved_epoch = None  # the epoch of the checkpoint on disk
         if resuming:
             self._resume()
         elif self.distributed.is_main:
@@ -326,35 +329,30 @@ class Trainer:
         if self.distributed.rank < len(states):
             _set_rng_state(states[self.distributed.rank])
         self.epoch, self.step = checkpoint["epoch"], checkpoint["step"]
+        self.saved_epoch = self.epoch
         if self.distributed.is_main:
             recover_metrics(self.metrics_path, checkpoint["metrics_bytes"], self.epoch)
             write_json_atomic(self.config.to_dict(), self.run_dir / CONFIG)  # a larger --epochs, another device
 
     def _save(self, rng_states):
-        try:
-            save_atomic(
-                {
-                    "components": self.components.state_dict(),
-                    "optimizer": self.optimizer.state_dict(),
-                    "shuffle": self.shuffle.get_state(),
-                    "rng": rng_states,
-                    "epoch": self.epoch,
-                    "step": self.step,
-                    "metrics_bytes": self.metrics_path.stat().st_size,
-                },
-                self.checkpoint_path,
-            )
-        except OSError as e:
-            raise OSError(
-                f"could not write the checkpoint of epoch {self.epoch} to {self.checkpoint_path} ({e.strerror or e}); "
-                f"{self._last_good()}, and running the command again resumes from it"
-            ) from e
+        save_atomic(
+            {
+                "components": self.components.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "shuffle": self.shuffle.get_state(),
+                "rng": rng_states,
+                "epoch": self.epoch,
+                "step": self.step,
+                "metrics_bytes": self.metrics_path.stat().st_size,
+            },
+            self.checkpoint_path,
+        )
+        self.saved_epoch = self.epoch
 
     def _last_good(self):
-        if not self.checkpoint_path.exists():
+        if self.saved_epoch is None:
             return "no checkpoint was written yet"
-        epoch = load_checkpoint(self.checkpoint_path, keys=("epoch",))["epoch"]
-        return f"the last good checkpoint is {self.checkpoint_path} (epoch {epoch})"
+        return f"the last good checkpoint is {self.checkpoint_path} (epoch {self.saved_epoch})"
 
     def _train_step(self, index):
         try:
@@ -409,7 +407,13 @@ class Trainer:
             if self.distributed.is_main:
                 with open(self.metrics_path, "a") as f:
                     f.write(json.dumps(record) + "\n")
-                self._save(rng_states)
+                try:
+                    self._save(rng_states)
+                except OSError as e:  # a full disk: save_atomic left the last checkpoint as it was
+                    raise OSError(
+                        f"could not write the checkpoint of epoch {self.epoch} to {self.checkpoint_path} "
+                        f"({e.strerror or e}); {self._last_good()}, and running the command again resumes from it"
+                    ) from e
                 if config.progress:
                     tqdm.write(_format_record(record))
         self.distributed.barrier()

@@ -92,23 +92,17 @@ def _record_epoch(line):
     return record.get("epoch", float("inf")) if isinstance(record, dict) else float("inf")
 
 
-def earlier_eval(run_dir, num_particles):
-    """Where :func:`keep_earlier_eval` keeps an ``eval.json`` of ``num_particles``."""
-    return Path(run_dir) / f"eval-k{num_particles}.json"
-
-
 def keep_earlier_eval(run_dir, num_particles):
-    """Move an ``eval.json`` of another particle count aside, to ``eval-k<k>.json``; returns where, or None."""
+    """Move an ``eval.json`` of another particle count aside, to ``eval-k<k>.json``, and say so."""
     path = Path(run_dir) / EVAL
     try:
         previous = json.loads(path.read_text()).get("num_particles")
     except (OSError, ValueError, AttributeError):
-        return None
-    if previous is None or previous == num_particles:
-        return None
-    kept = earlier_eval(run_dir, previous)
-    os.replace(path, kept)
-    return kept
+        return
+    if previous is not None and previous != num_particles:
+        kept = path.with_name(f"eval-k{previous}.json")
+        os.replace(path, kept)
+        print(f"kept the earlier evaluation (k = {previous}) as {kept}", flush=True)
 
 
 def read_metrics(run_dir):

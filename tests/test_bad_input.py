@@ -3,12 +3,14 @@
 import errno
 import os
 import shutil
+import tempfile
 import urllib.error
 import urllib.request
 
 import pytest
 import torch
 
+import pyro_deepvi
 from pyro_deepvi import TrainConfig
 from pyro_deepvi.cli import main
 from pyro_deepvi.run_dir import CHECKPOINT
@@ -93,6 +95,31 @@ def test_read_only_out_and_eval_are_refused_before_any_work(tmp_path, capsys):
     finally:
         os.chmod(tmp_path, 0o755)
         os.chmod(run, 0o755)
+
+
+def writable(folder):
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not os.path.isdir("/sys") or writable("/sys"), reason="needs a folder no one may write into")
+def test_out_where_no_one_may_write(capsys):
+    fails(["train", "--out", "/sys/pyro-deepvi-run", *SMALL], capsys, "cannot write to /sys (Permission denied)")
+
+
+def test_eval_checks_that_it_can_write_before_computing(trained, capsys, monkeypatch):
+    def read_only(*args, **kwargs):
+        raise PermissionError(errno.EROFS, "Read-only file system")
+
+    def restore(*args, **kwargs):
+        raise AssertionError("eval loaded the run before checking it can write eval.json")
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", read_only)
+    monkeypatch.setattr(pyro_deepvi, "restore", restore)
+    fails(["eval", str(trained)], capsys, f"cannot write to {trained} (Read-only file system)")
 
 
 @pytest.fixture(scope="module")

@@ -2,16 +2,19 @@
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
 
 from pyro_deepvi.cli import main
-from pyro_deepvi.lock import LOCK
-from pyro_deepvi.run_dir import CHECKPOINT, CONFIG, EVAL, METRICS, load_checkpoint, read_metrics
+from pyro_deepvi.run_dir import CHECKPOINT, CONFIG, EVAL, METRICS, read_metrics
+
+LOCK = "run.lock"
 
 SMALL = ["--data", "digits", "--latent-dims", "4", "--hidden-dims", "16", "--eval-every", "0", "--test-particles", "2",
          "--no-progress"]
@@ -47,13 +50,19 @@ def test_two_concurrent_commands_one_is_refused(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "pyro_deepvi.cli", "train", "--out", str(run), "--epochs", "3", *SMALL]
     first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    second = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    results = [p.communicate(timeout=300) + (p.returncode,) for p in (first, second)]
-    codes = sorted(code for _, _, code in results)
-    assert codes == [0, 2], results
-    refused = next(err for _, err, code in results if code == 2)
-    assert "is in use by process" in refused
+    try:
+        while not (run / LOCK).exists():
+            assert first.poll() is None, first.communicate()
+            time.sleep(0.01)
+        first.send_signal(signal.SIGSTOP)  # hold it mid-run, whatever the machine's speed
+        second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    finally:
+        first.send_signal(signal.SIGCONT)
+    out, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err
+    assert second.returncode == 2 and f"is in use by process {first.pid}" in second.stderr, second.stderr
     assert [r["epoch"] for r in read_metrics(run)] == [1, 2, 3]  # one writer's history, not two interleaved
+    assert not (run / LOCK).exists()
 
 
 def test_a_folder_that_is_not_a_run_is_not_overwritten(tmp_path, capsys):
@@ -120,7 +129,7 @@ def test_a_damaged_record_and_nul_padding_are_dropped(tmp_path):
 def test_metrics_bytes_is_bounded_by_the_file(tmp_path):
     run = tmp_path / "run"
     assert train(run, 1) == 0
-    checkpoint = load_checkpoint(run / CHECKPOINT, keys=())
+    checkpoint = torch.load(run / CHECKPOINT, weights_only=True)
     checkpoint["metrics_bytes"] = 10**12  # a crafted checkpoint
     torch.save(checkpoint, run / CHECKPOINT)
     assert train(run, 2) == 0

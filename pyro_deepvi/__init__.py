@@ -15,13 +15,20 @@ from . import guides, models, objectives  # noqa: E402, F401  (registers the bui
 from .data import load  # noqa: E402
 from .engine import TrainConfig, restore, train  # noqa: E402
 from .evaluation import evaluate_run  # noqa: E402
+from .lock import run_lock  # noqa: E402
 from .registry import DATASETS, GUIDES, MODELS, OBJECTIVES, TERMS  # noqa: E402
 
 
-def evaluate(run_dir, num_particles=None, device="auto"):
-    """Evaluate a run directory from its ``config.json`` and ``checkpoint.pt`` alone."""
-    config, components = restore(run_dir, device)
-    return evaluate_run(run_dir, components, config, num_particles)
+def evaluate(run_dir, num_particles=None, device="auto", progress=False):
+    """Evaluate a run directory from its ``config.json`` and ``checkpoint.pt`` alone.
+
+    The directory is locked while it runs; an ``eval.json`` of another k is kept as ``eval-k<k>.json``.
+    """
+    if num_particles is not None and (isinstance(num_particles, bool) or not isinstance(num_particles, int) or num_particles < 1):
+        raise ValueError(f"num_particles must be a positive integer, got {num_particles!r}")
+    with run_lock(run_dir, create=False):
+        config, components = restore(run_dir, device)
+        return evaluate_run(run_dir, components, config, num_particles, progress=progress)
 
 
 __all__ = [

@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 
 from . import DATASETS, GUIDES, MODELS, OBJECTIVES, TERMS, TrainConfig, evaluate, train
 from .evaluation import plot_rate_distortion, rate_distortion_points
-from .run_dir import write_json_atomic
+from .run_dir import EVAL, write_json_atomic
 
 
 def _dims(text):
@@ -73,6 +73,20 @@ def _add_run_options(parser):
     parser.add_argument("--eval-every", type=int, default=defaults.eval_every, help="epochs between validation passes (0: none)")
     parser.add_argument("--test-particles", type=int, default=defaults.test_particles, help="k of the final IWAE-k log-likelihood")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars or per-epoch lines")
+    parser.add_argument(
+        "--overwrite", action="store_true",
+        help="start over in --out even if it holds another run, or files that are not a run's",
+    )
+
+
+def _once(pairs, option):
+    """``dict(pairs)``, with a key given twice named as an error instead of the last one winning."""
+    options = {}
+    for key, value in pairs:
+        if key in options:
+            raise ValueError(f"{option} {key} is given twice ({options[key]!r} and {value!r}); give it once")
+        options[key] = value
+    return options
 
 
 def _term_args(pairs):
@@ -81,17 +95,19 @@ def _term_args(pairs):
         term, dot, option = key.partition(".")
         if not dot or not term or not option:
             raise ValueError(f"--term-arg takes NAME.OPTION=VALUE, got {key!r}")
+        if option in options.get(term, {}):
+            raise ValueError(f"--term-arg {key} is given twice; give it once")
         options.setdefault(term, {})[option] = value
     return options
 
 
 def _config(args, model, guide, objective, out):
-    particles = args.particles or (5 if objective == "iwae" else 1)
+    particles = args.particles if args.particles is not None else (5 if objective == "iwae" else 1)
     return TrainConfig(
-        model=model, data=args.data, guide=guide, objective=objective, particles=particles, terms=dict(args.term),
+        model=model, data=args.data, guide=guide, objective=objective, particles=particles, terms=_once(args.term, "--term"),
         term_args=_term_args(args.term_arg),
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, latent_dims=args.latent_dims,
-        hidden_dims=args.hidden_dims, guide_hidden_dims=args.guide_hidden_dims, model_args=dict(args.model_arg), seed=args.seed, device=args.device,
+        hidden_dims=args.hidden_dims, guide_hidden_dims=args.guide_hidden_dims, model_args=_once(args.model_arg, "--model-arg"), seed=args.seed, device=args.device,
         out=out, eval_every=args.eval_every, test_particles=args.test_particles, progress=not args.no_progress,
         data_root=args.data_root, download=args.download,
     )
@@ -146,14 +162,16 @@ def cmd_list(args):
 
 def cmd_train(args):
     config = _config(args, args.model, args.guide, args.objective, args.out)
-    result = train(config)
+    result = train(config, overwrite=args.overwrite)
+    if result is None:  # a rank other than 0 under torchrun: rank 0 reports
+        return
     print(f"run directory        {config.out}")
     _print_result(result)
 
 
 def cmd_eval(args):
-    result = evaluate(args.run_dir, num_particles=args.particles, device=args.device)
-    print(f"wrote {Path(args.run_dir) / 'eval.json'}")
+    result = evaluate(args.run_dir, num_particles=args.particles, device=args.device, progress=not args.no_progress)
+    print(f"wrote {Path(args.run_dir) / EVAL}")
     _print_result(result)
 
 
@@ -163,7 +181,7 @@ def cmd_compare(args):
     for guide, objective in itertools.product(args.guides, args.objectives):
         config = _config(args, args.model, guide, objective, str(out / f"{guide}-{objective}"))
         print(f"== {guide} / {objective} (k = {config.particles})", flush=True)
-        result = train(config)
+        result = train(config, overwrite=args.overwrite)
         rows.append({"guide": guide, "objective": objective, "particles": config.particles, **result})
     print()
     print(f"{'guide':<10} {'objective':<16} {'k':>3} {'test ELBO':>10} {'test log p(x)':>14} {'active':>7}")
@@ -222,6 +240,7 @@ def make_parser():
     p.add_argument("run_dir")
     p.add_argument("--particles", type=int, default=None, help="k of IWAE-k (default: the run's test_particles)")
     p.add_argument("--device", default="auto")
+    p.add_argument("--no-progress", action="store_true", help="no line before it starts, no progress bar")
     p.set_defaults(run=cmd_eval)
 
     p = sub.add_parser("compare", help="train every guide x objective pair with one data set, seed and budget")
@@ -244,7 +263,7 @@ def main(argv=None):
     args = make_parser().parse_args(argv)
     try:
         args.run(args)
-    except (ValueError, KeyError, FileNotFoundError, ImportError, FloatingPointError) as e:
+    except (ValueError, KeyError, OSError, ImportError, FloatingPointError) as e:
         message = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"pyro-deepvi: error: {message}", file=sys.stderr)
         return 2

@@ -20,11 +20,17 @@ epoch, so a crash or Ctrl-C leaves the last good one intact; running the same
 command again resumes from it and continues exactly as an uninterrupted run
 would (same parameters, same random draws). Under ``torchrun`` every rank takes
 its share of each minibatch (the data plate gets the full size N and the
-rank's indices), and ``DistributedDataParallel`` averages the gradients.
+rank's indices), and ``DistributedDataParallel`` averages the gradients; the
+checkpoint holds every rank's random state. ``train`` holds the run directory's
+lock (:mod:`~pyro_deepvi.lock`) while it runs.
 """
 
+import contextlib
 import dataclasses
+import io
 import json
+import math
+import numbers
 import os
 import random
 import time
@@ -42,8 +48,9 @@ from .data import load
 from .data.checks import check_compatible
 from .evaluation import evaluate_run, log_likelihood
 from .objectives.schedules import parse_weight
-from .registry import GUIDES, MODELS, OBJECTIVES, TERMS
-from .run_dir import CHECKPOINT, CONFIG, METRICS, load_checkpoint, save_atomic, write_json_atomic
+from .lock import run_lock
+from .registry import GUIDES, MODELS, OBJECTIVES, TERMS, call_with_options
+from .run_dir import CHECKPOINT, CONFIG, EVAL, METRICS, check_fresh_start, load_checkpoint, recover_metrics, save_atomic, write_json_atomic
 
 
 @dataclass
@@ -77,12 +84,20 @@ class TrainConfig:
     def __post_init__(self):
         for name in ("particles", "epochs", "batch_size", "valid_particles", "test_particles"):
             value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
+            if not _is_count(value) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if not isinstance(self.eval_every, int) or self.eval_every < 0:
+        if not _is_count(self.eval_every) or self.eval_every < 0:
             raise ValueError(f"eval_every must be a non-negative integer (0: no validation), got {self.eval_every!r}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be positive, got {self.lr!r}")
+        if isinstance(self.lr, bool) or not isinstance(self.lr, numbers.Real) or not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr must be positive and finite, got {self.lr!r}")
+        for name in ("latent_dims", "hidden_dims", "guide_hidden_dims"):
+            dims = getattr(self, name)
+            if not (dims is None and name == "guide_hidden_dims") and (
+                not isinstance(dims, (list, tuple)) or not all(_is_count(d) and d > 0 for d in dims)
+            ):
+                raise ValueError(f"{name} must be a list of positive integers such as [200, 200], got {dims!r}")
+        if not self.latent_dims:
+            raise ValueError("latent_dims must name at least one latent layer, e.g. [50]")
         self.latent_dims = tuple(self.latent_dims)
         self.hidden_dims = tuple(self.hidden_dims)
         if self.guide_hidden_dims is None:
@@ -117,10 +132,18 @@ class TrainConfig:
         return cls(**config)
 
 
+def _is_count(value):
+    """An integer that is not a bool (``True`` is not a number of epochs)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
 def resolve_device(device):
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda was asked for, but torch sees no CUDA device")
     return device
@@ -145,14 +168,16 @@ class Components(nn.Module):
 
 def build(config, train_data):
     """Model, guide and objective of ``config``, sized for ``train_data``."""
-    model = MODELS.get(config.model).from_data(
+    model = call_with_options(
+        MODELS.get(config.model).from_data, f"model {config.model!r}",
         train_data, latent_dims=config.latent_dims, hidden_dims=config.hidden_dims, **config.model_args
     )
     check_compatible(train_data.support, model.support, config.model, data_name=config.data)
     guide = GUIDES.get(config.guide)(model, hidden_dims=config.guide_hidden_dims)
     objective = OBJECTIVES.get(config.objective)(particles=config.particles)
     for name, weight in config.terms.items():
-        objective.add_term(name, TERMS.get(name).from_model(model, **config.term_args.get(name, {})), weight)
+        term = call_with_options(TERMS.get(name).from_model, f"term {name!r}", model, **config.term_args.get(name, {}))
+        objective.add_term(name, term, weight)
     return Components(model, guide, objective)
 
 
@@ -193,12 +218,25 @@ class _Distributed:
         return self.rank == 0
 
     def shard(self, index):
-        """This rank's share of a global minibatch of indices."""
+        """This rank's share of a global minibatch of indices (a short last batch is repeated, so none is empty)."""
+        if len(index) < self.world_size:
+            index = index[torch.arange(self.world_size, device=index.device) % len(index)]
         return index[self.rank :: self.world_size]
 
     def barrier(self):
         if self.enabled:
             torch_dist.barrier()
+
+    def gather(self, obj):
+        """Every rank's ``obj``, as a list on rank 0 (``None`` on the others)."""
+        if not self.enabled:
+            return [obj]
+        # As torch.save bytes: gather_object's own pickling of tensors fails to unpickle them.
+        buffer = io.BytesIO()
+        torch.save(obj, buffer)
+        gathered = [None] * self.world_size if self.is_main else None
+        torch_dist.gather_object(buffer.getvalue(), gathered, dst=0)
+        return [torch.load(io.BytesIO(b), weights_only=True) for b in gathered] if self.is_main else None
 
 
 def validate(components, data, num_particles, seed):
@@ -227,17 +265,19 @@ class Trainer:
     the class is there for code (and tests) that need the live components.
     """
 
-    def __init__(self, config):
+    def __init__(self, config, overwrite=False):
         self.config = config
         self.device = resolve_device(config.device)
         self.distributed = _Distributed(self.device)
         self.run_dir = Path(config.out)
         self.checkpoint_path = self.run_dir / CHECKPOINT
         self.metrics_path = self.run_dir / METRICS
-        resuming = self.checkpoint_path.exists()
+        resuming = self.checkpoint_path.exists() and not overwrite
         if resuming:
             self._check_same_run()
         elif self.distributed.is_main:
+            if not overwrite:
+                check_fresh_start(self.run_dir)
             self.run_dir.mkdir(parents=True, exist_ok=True)
 
         pyro.set_rng_seed(config.seed + self.distributed.rank)
@@ -248,9 +288,12 @@ class Trainer:
         self.optimizer = torch.optim.Adam(self.components.parameters(), lr=config.lr)
         self.shuffle = torch.Generator().manual_seed(config.seed)
         self.epoch, self.step = 0, 0
+        self.saved_epoch = None  # the epoch of the checkpoint on disk
         if resuming:
             self._resume()
         elif self.distributed.is_main:
+            for name in (CHECKPOINT, EVAL):  # an earlier run's, with --overwrite
+                (self.run_dir / name).unlink(missing_ok=True)
             write_json_atomic(config.to_dict(), self.run_dir / CONFIG)
             self.metrics_path.write_text("")
         self.loss_module = self.components
@@ -258,8 +301,15 @@ class Trainer:
             self.loss_module = nn.parallel.DistributedDataParallel(self.components)
 
     def _check_same_run(self):
-        previous = json.loads((self.run_dir / CONFIG).read_text())
-        free = ("epochs", "progress", "device", "test_particles", "data_root", "download")
+        try:
+            previous = json.loads((self.run_dir / CONFIG).read_text())
+        except (OSError, ValueError) as e:
+            raise ValueError(
+                f"{self.run_dir} has a {CHECKPOINT} but no readable {CONFIG} ({e}); "
+                "choose another --out, or pass --overwrite to start over"
+            ) from None
+        # The directory is this one however it is spelled (r/x, ./r/x/, an absolute path).
+        free = ("epochs", "progress", "device", "test_particles", "data_root", "download", "out")
         current = json.loads(json.dumps(self.config.to_dict()))
         mismatched = sorted(k for k, v in current.items() if k not in free and v != previous.get(k))
         if mismatched:
@@ -269,30 +319,40 @@ class Trainer:
             )
 
     def _resume(self):
-        checkpoint = load_checkpoint(self.checkpoint_path, self.device)
-        self.components.load_state_dict(checkpoint["components"])
+        keys = ("components", "optimizer", "shuffle", "rng", "epoch", "step", "metrics_bytes")
+        checkpoint = load_checkpoint(self.checkpoint_path, self.device, keys)
+        load_components(self.components, checkpoint, self.checkpoint_path)
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         self.shuffle.set_state(checkpoint["shuffle"])
-        _set_rng_state(checkpoint["rng"])
+        # One RNG state per rank (a dict in checkpoints of one process before there were several).
+        states = checkpoint["rng"] if isinstance(checkpoint["rng"], list) else [checkpoint["rng"]]
+        if self.distributed.rank < len(states):
+            _set_rng_state(states[self.distributed.rank])
         self.epoch, self.step = checkpoint["epoch"], checkpoint["step"]
-        if self.distributed.is_main and self.metrics_path.exists():
-            # Records written after the checkpoint belong to an epoch that will be rerun.
-            with open(self.metrics_path, "r+b") as f:
-                f.truncate(checkpoint["metrics_bytes"])
+        self.saved_epoch = self.epoch
+        if self.distributed.is_main:
+            recover_metrics(self.metrics_path, checkpoint["metrics_bytes"], self.epoch)
+            write_json_atomic(self.config.to_dict(), self.run_dir / CONFIG)  # a larger --epochs, another device
 
-    def _save(self):
+    def _save(self, rng_states):
         save_atomic(
             {
                 "components": self.components.state_dict(),
                 "optimizer": self.optimizer.state_dict(),
                 "shuffle": self.shuffle.get_state(),
-                "rng": _rng_state(),
+                "rng": rng_states,
                 "epoch": self.epoch,
                 "step": self.step,
                 "metrics_bytes": self.metrics_path.stat().st_size,
             },
             self.checkpoint_path,
         )
+        self.saved_epoch = self.epoch
+
+    def _last_good(self):
+        if self.saved_epoch is None:
+            return "no checkpoint was written yet"
+        return f"the last good checkpoint is {self.checkpoint_path} (epoch {self.saved_epoch})"
 
     def _train_step(self, index):
         try:
@@ -301,16 +361,19 @@ class Trainer:
             with pyro.validation_enabled(False):
                 loss = self.loss_module(self.train_data.batch(index))
         except FloatingPointError as e:
-            kept = (
-                f"the last good checkpoint is {self.checkpoint_path} (epoch {self.epoch})"
-                if self.checkpoint_path.exists()
-                else "no checkpoint was written yet"
-            )
-            raise FloatingPointError(f"training stopped at step {self.step} (epoch {self.epoch + 1}): {e}; {kept}") from e
+            raise FloatingPointError(f"training stopped at step {self.step} (epoch {self.epoch + 1}): {e}; {self._last_good()}") from e
         self.optimizer.zero_grad()
         loss.backward()
         self.optimizer.step()
         self.step += 1
+        parameters = dict(self.components.named_parameters())
+        if not torch.stack([torch.isfinite(p).all() for p in parameters.values()]).all():
+            # A finite loss can still take a step to inf or NaN (an enormous lr): stop before it is saved.
+            bad = [name for name, p in parameters.items() if not torch.isfinite(p).all()]
+            raise FloatingPointError(
+                f"training stopped at step {self.step} (epoch {self.epoch + 1}): the optimizer step made "
+                f"{len(bad)} parameter(s) non-finite ({', '.join(bad[:3])}; lr {self.config.lr}); {self._last_good()}"
+            )
 
     def fit(self, until_epoch=None):
         """Train up to epoch ``until_epoch`` (default: ``config.epochs``), checkpointing every epoch."""
@@ -340,10 +403,17 @@ class Trainer:
             if config.eval_every and (self.epoch % config.eval_every == 0 or self.epoch == config.epochs):
                 validation = validate(self.components, self.valid_data, config.valid_particles, config.seed)
                 record.update({f"valid_{k}": v for k, v in validation.items()})
+            rng_states = self.distributed.gather(_rng_state())
             if self.distributed.is_main:
                 with open(self.metrics_path, "a") as f:
                     f.write(json.dumps(record) + "\n")
-                self._save()
+                try:
+                    self._save(rng_states)
+                except OSError as e:  # a full disk: save_atomic left the last checkpoint as it was
+                    raise OSError(
+                        f"could not write the checkpoint of epoch {self.epoch} to {self.checkpoint_path} "
+                        f"({e.strerror or e}); {self._last_good()}, and running the command again resumes from it"
+                    ) from e
                 if config.progress:
                     tqdm.write(_format_record(record))
         self.distributed.barrier()
@@ -351,16 +421,21 @@ class Trainer:
 
     def evaluate(self, num_particles=None):
         """The test-split report of :func:`~pyro_deepvi.evaluation.evaluate_run` (``eval.json``)."""
-        return evaluate_run(self.run_dir, self.components, self.config, num_particles)
+        return evaluate_run(self.run_dir, self.components, self.config, num_particles, progress=self.config.progress)
 
 
-def train(config):
+def train(config, overwrite=False):
     """Train (or resume) the run described by ``config``; returns its ``eval.json`` record.
 
+    The run directory is locked while it runs (:mod:`~pyro_deepvi.lock`). A
+    directory with files that are not a run's, or a run whose checkpoint is
+    missing, is refused unless ``overwrite``, which starts the run over.
     Under ``torchrun`` only rank 0 evaluates; the other ranks return ``None``.
     """
-    trainer = Trainer(config).fit()
-    return trainer.evaluate() if trainer.distributed.is_main else None
+    is_main = int(os.environ.get("RANK", "0")) == 0
+    with run_lock(config.out) if is_main else contextlib.nullcontext():
+        trainer = Trainer(config, overwrite=overwrite).fit()
+        return trainer.evaluate() if trainer.distributed.is_main else None
 
 
 def _format_record(record):
@@ -379,5 +454,13 @@ def restore(run_dir, device="auto"):
     train_data = config.load_data("train").to(device)
     components = build(config, train_data).to(device)
     _create_lazy_parameters(components, train_data, config.batch_size)
-    components.load_state_dict(load_checkpoint(run_dir / CHECKPOINT, device)["components"])
+    load_components(components, load_checkpoint(run_dir / CHECKPOINT, device), run_dir / CHECKPOINT)
     return config, components
+
+
+def load_components(components, checkpoint, path):
+    """The checkpoint's parameters into ``components``; one of another model is a ValueError naming the file."""
+    try:
+        components.load_state_dict(checkpoint["components"])
+    except RuntimeError as e:
+        raise ValueError(f"{path} does not hold this run's model ({str(e).splitlines()[0]}); it is from another run") from None

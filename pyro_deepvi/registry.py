@@ -8,6 +8,8 @@ by registering it::
     class MyVAE(PyroModule): ...
 """
 
+import inspect
+
 
 class Registry:
     """A mapping from names to builders, with a one-line summary for each."""
@@ -43,6 +45,33 @@ class Registry:
 
     def __iter__(self):
         return iter(sorted(self._builders))
+
+
+def call_with_options(builder, what, *args, **options):
+    """``builder(*args, **options)``, with an option it does not take named as a ValueError.
+
+    ``builder`` is a component's ``from_data``/``from_model``; options it passes on
+    through ``**options`` go to its class's ``__init__``, whose names count too.
+    """
+    try:
+        return builder(*args, **options)
+    except TypeError as e:
+        unknown = [k for k in options if "unexpected keyword argument" in str(e) and repr(k) in str(e)]
+        if not unknown:
+            raise
+        raise ValueError(f"{what} has no option {unknown[0]!r}; its options: {', '.join(_option_names(builder))}") from None
+
+
+def _option_names(builder):
+    names, functions = [], [builder]
+    while functions:
+        parameters = inspect.signature(functions.pop()).parameters.values()
+        for p in list(parameters)[1:]:  # after the data or model it is built from
+            if p.kind == p.VAR_KEYWORD and hasattr(builder, "__self__"):
+                functions.append(builder.__self__.__init__)
+            elif p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.default is not p.empty and p.name not in names:
+                names.append(p.name)
+    return names
 
 
 MODELS = Registry("model")

@@ -23,6 +23,7 @@ import hashlib
 import logging
 import os
 import tempfile
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -85,10 +86,17 @@ def _download(url, path, sha256):
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".part")
     try:
         digest = hashlib.sha256()
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url) as response:
-            for chunk in iter(functools.partial(response.read, 1 << 20), b""):
-                digest.update(chunk)
-                out.write(chunk)
+        try:
+            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url) as response:
+                for chunk in iter(functools.partial(response.read, 1 << 20), b""):
+                    digest.update(chunk)
+                    out.write(chunk)
+        except (urllib.error.URLError, OSError) as e:
+            reason = getattr(e, "reason", None) or e
+            raise ValueError(
+                f"could not download {url} ({reason}); download it by hand and save it as {path}, "
+                f"or point --data-root (or $PYRO_DEEPVI_DATA) at the folder that holds it"
+            ) from e
         if digest.hexdigest() != sha256:
             raise ValueError(
                 f"checksum mismatch for {url}: expected sha256 {sha256}, "
@@ -145,6 +153,8 @@ def load_binarized_mnist(split, *, root=None, download=False):
     ``download=True`` a missing file is downloaded and its sha256 checked.
     """
     path = data_root(root) / f"binarized_mnist_{split}.amat"
+    if path.is_dir():
+        raise ValueError(f"binarized_mnist/{split}: {path} is a directory, not the data file")
     if not path.exists():
         if not download:
             raise FileNotFoundError(

@@ -12,24 +12,28 @@ the ELBO, E[log w], at no extra cost.
 import math
 
 import torch
+from tqdm import tqdm
 
 from ..importance import check_local, guess_max_plate_nesting, importance_traces, log_weights, total
 from .batches import seeded_batches
 
 
 @torch.no_grad()
-def bounds(model, guide, data, num_particles=5000, chunk_size=100, batch_size=100, seed=0):
+def bounds(model, guide, data, num_particles=5000, chunk_size=100, batch_size=100, seed=0, progress=False):
     """Per-data-point ELBO and IWAE-k estimates of log p(x) over a data set.
 
     :param model: the model's callable (e.g. ``vae.model``).
     :param guide: the guide.
     :param data: a :class:`~pyro_deepvi.data.Dataset` (on the model's device).
+    :param bool progress: a progress bar over the batches' chunks of particles.
     :returns: ``(elbo, log_likelihood)``, tensors of shape [N].
     """
     if num_particles < 1:
         raise ValueError(f"num_particles must be at least 1, got {num_particles}")
     elbos, log_liks = [], []
     nesting = None
+    chunks = math.ceil(len(data) / batch_size) * math.ceil(num_particles / chunk_size)
+    bar = tqdm(total=chunks, desc=f"IWAE-{num_particles}", unit="chunk", disable=not progress, leave=False)
     for batch in seeded_batches(data, batch_size, seed):
         if nesting is None:
             nesting = guess_max_plate_nesting(model, guide, (), batch)
@@ -42,6 +46,8 @@ def bounds(model, guide, data, num_particles=5000, chunk_size=100, batch_size=10
             chunk = torch.logsumexp(log_w, 0)
             log_sum = chunk if log_sum is None else torch.logaddexp(log_sum, chunk)
             mean = mean + log_w.sum(0) / num_particles
+            bar.update()
         elbos.append(mean)
         log_liks.append(log_sum - math.log(num_particles))
+    bar.close()
     return torch.cat(elbos), torch.cat(log_liks)

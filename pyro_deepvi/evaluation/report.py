@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from ..run_dir import EVAL, read_metrics, write_json_atomic
+from ..run_dir import EVAL, keep_earlier_eval, read_metrics, write_json_atomic
 from .active_units import active_units, posterior_means_by_site
 from .disentanglement import mutual_information_gap
 from .linear_probe import linear_probe_accuracy
@@ -32,7 +32,7 @@ def _first(data, n):
     return dataclasses.replace(data, x=data.x[:n], y=None if data.y is None else data.y[:n])
 
 
-def evaluate_run(run_dir, components, config, num_particles=None, seed=0):
+def evaluate_run(run_dir, components, config, num_particles=None, seed=0, progress=False):
     """Test ELBO, IWAE-k log-likelihood, active units and ELBO surgery of a run; writes ``eval.json``.
 
     With class labels it adds the accuracy of a linear probe on the posterior
@@ -50,20 +50,26 @@ def evaluate_run(run_dir, components, config, num_particles=None, seed=0):
     :param components: the run's :class:`~pyro_deepvi.engine.Components`.
     :param config: the run's :class:`~pyro_deepvi.engine.TrainConfig`.
     :param int num_particles: k of the IWAE-k estimate (``config.test_particles`` by default).
+    :param bool progress: a line before it starts and a progress bar over the IWAE particle chunks.
+
+    An ``eval.json`` of another k is kept as ``eval-k<k>.json``.
     """
     run_dir = Path(run_dir)
-    num_particles = num_particles or config.test_particles
+    num_particles = config.test_particles if num_particles is None else num_particles
     device = next(components.parameters()).device
     test = config.load_data("test").to(device)
+    if progress:
+        print(f"evaluating {run_dir} on {len(test)} test points (IWAE, k = {num_particles})", flush=True)
     model, guide = components.model.model, components.guide
     components.eval()
     if not getattr(components.model, "amortized", True):
         result = {"data": config.data, "split": "test", "num_data": len(test)}
         result.update(components.model.evaluate(guide, test, seed=seed))
+        keep_earlier_eval(run_dir, None)
         write_json_atomic(result, run_dir / EVAL)
         save_curves(read_metrics(run_dir), run_dir / "curves.png")
         return result
-    elbo, log_lik = bounds(model, guide, test, num_particles, seed=seed)
+    elbo, log_lik = bounds(model, guide, test, num_particles, seed=seed, progress=progress)
     train_subset = _first(config.load_data("train"), SURGERY_POINTS).to(device)
     result = {
         "data": config.data,
@@ -81,6 +87,7 @@ def evaluate_run(run_dir, components, config, num_particles=None, seed=0):
     result.update(_representation_metrics(guide, train_subset, test, seed))
     if hasattr(components.model, "evaluate"):
         result.update(components.model.evaluate(guide, test, seed=seed))
+    keep_earlier_eval(run_dir, num_particles)
     write_json_atomic(result, run_dir / EVAL)
     _save_pictures(model, guide, test, run_dir, seed)
     save_curves(read_metrics(run_dir), run_dir / "curves.png")

@@ -16,6 +16,8 @@ A schedule is evaluated at the training progress in epochs (a float: epoch 2.5 i
 half-way through the third epoch), so resuming from a checkpoint reproduces it.
 """
 
+import math
+
 
 class Constant:
     def __init__(self, value):
@@ -57,12 +59,14 @@ SCHEDULES = {"linear": (Linear, 3, 3), "cyclic": (Cyclic, 3, 4)}
 def parse_weight(spec):
     """A schedule from a number or a ``"kind:a:b:..."`` string (see the module docstring)."""
     if isinstance(spec, (int, float)) and not isinstance(spec, bool):
-        return Constant(spec)
+        return Constant(_finite(spec, spec))
     text = str(spec)
     try:
-        return Constant(float(text))
+        value = float(text)
     except ValueError:
-        pass
+        value = None
+    if value is not None:
+        return Constant(_finite(value, spec))
     kind, *numbers = text.split(":")
     if kind not in SCHEDULES:
         raise ValueError(
@@ -76,4 +80,10 @@ def parse_weight(spec):
         raise ValueError(f"the weight {spec!r} must have numbers after {kind!r}") from None
     if not least <= len(values) <= most:
         raise ValueError(f"a {kind} weight takes {least} to {most} numbers, got {len(values)} in {spec!r}")
-    return cls(*values)
+    return cls(*(_finite(v, spec) for v in values))
+
+
+def _finite(value, spec):
+    if not math.isfinite(value):
+        raise ValueError(f"the weight {spec!r} must be finite")
+    return value

@@ -449,7 +449,10 @@ def restore(run_dir, device="auto"):
     for name in (CONFIG, CHECKPOINT):
         if not (run_dir / name).exists():
             raise FileNotFoundError(f"{run_dir} is not a run directory: {name} is missing")
-    config = TrainConfig.from_dict(json.loads((run_dir / CONFIG).read_text()))
+    try:
+        config = TrainConfig.from_dict(json.loads((run_dir / CONFIG).read_text()))
+    except ValueError as e:
+        raise ValueError(f"{run_dir / CONFIG} is not a readable run config: {e}") from None
     device = resolve_device(device if device != "auto" else config.device)
     train_data = config.load_data("train").to(device)
     components = build(config, train_data).to(device)

@@ -149,6 +149,13 @@ def test_damaged_checkpoint(trained, tmp_path, capsys, damage, message, command)
     assert str(run / CHECKPOINT) in err
 
 
+def test_eval_of_a_damaged_config(trained, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    (run / "config.json").write_text('{"model": "dlgm", "lr"')
+    fails(["eval", str(run)], capsys, f"{run / 'config.json'} is not a readable run config")
+
+
 def test_eval_particles_zero_is_refused(trained, capsys):
     fails(["eval", str(trained), "--particles", "0"], capsys, "num_particles must be a positive integer, got 0")
 

@@ -25,7 +25,7 @@ from pyro.poutine.util import prune_subsample_sites
 from .data import Dataset
 from .engine import restore
 from .evaluation.log_likelihood import bounds
-from .evaluation.plots import observation_mean
+from .evaluation.plots import observation_site
 from .settings import module_local_params
 
 
@@ -102,30 +102,35 @@ class Run:
             z = {names[0]: z}
         z = {name: torch.as_tensor(value, device=self.device) for name, value in z.items()}
         batch_size = next(iter(z.values())).shape[0]
-        return self._observation_mean(poutine.condition(self.model.model, data=z), batch_size)
+        return self._observation(poutine.condition(self.model.model, data=z), batch_size)
 
-    def _observation_mean(self, model, batch_size, guide=None, x=None):
+    def _observation(self, model, batch_size, guide=None, x=None, mean=True):
+        """E[x | h] (or a draw x ~ p(x | h) with ``mean=False``), shaped [batch, *event_shape]."""
         x = torch.zeros(batch_size, *self.event_shape, device=self.device) if x is None else x
-        mean = observation_mean(model, {"x": x}, guide)
-        if mean is None:
+        site = observation_site(model, {"x": x}, guide)
+        if site is None:
             raise ValueError(f"{self.config.model} observes no site named x (a classifier such as vib predicts y instead)")
-        return mean
+        value = site["value"]
+        if mean:
+            try:
+                value = site["fn"].mean
+            except NotImplementedError:  # no closed form (DARN's autoregressive pixels): a draw
+                pass
+        # The data plate is the rightmost batch dimension; a model may lay other plates before it.
+        return value.movedim(value.dim() - site["fn"].event_dim - 1, 0)
 
     @module_local_params()
     @torch.no_grad()
     def sample(self, n, mean=False):
         """``n`` draws x ~ p(x); with ``mean=True``, E[x | h] of ``n`` draws h ~ p(h)."""
-        if mean:
-            return self._observation_mean(self.model.model, n)
-        x = torch.zeros(n, *self.event_shape, device=self.device)
-        return poutine.trace(poutine.uncondition(self.model.model)).get_trace(x).nodes["x"]["value"]
+        return self._observation(self.model.model, n, mean=mean)
 
     @module_local_params()
     @torch.no_grad()
     def reconstruct(self, x):
         """E[x | h] with h ~ q(h | x): one draw of the posterior per point."""
         self._amortized("encoder")
-        return self._observation_mean(self.model.model, None, self.guide, self._x(x))
+        return self._observation(self.model.model, None, self.guide, self._x(x))
 
     @module_local_params()
     def log_likelihood(self, x, y=None, particles=5000, seed=0):

@@ -25,17 +25,22 @@ def observation_mean(model, batch, guide=None):
     returns ``None`` when the model observes no site named ``x``. A likelihood with
     no closed-form mean (DARN's autoregressive pixels) gives a draw x ~ p(x | h) instead.
     """
-    model_fn = poutine.uncondition(model)
-    if guide is not None:
-        guide_trace = poutine.trace(guide).get_trace(**batch)
-        model_fn = poutine.replay(model_fn, trace=guide_trace)
-    site = poutine.trace(model_fn).get_trace(**batch).nodes.get("x")
+    site = observation_site(model, batch, guide)
     if site is None:
         return None
     try:
         return site["fn"].mean
     except NotImplementedError:
         return site["value"]
+
+
+def observation_site(model, batch, guide=None):
+    """The trace site ``x`` of the model run unconditioned (h from the prior, or from the guide); ``None`` if absent."""
+    model_fn = poutine.uncondition(model)
+    if guide is not None:
+        guide_trace = poutine.trace(guide).get_trace(**batch)
+        model_fn = poutine.replay(model_fn, trace=guide_trace)
+    return poutine.trace(model_fn).get_trace(**batch).nodes.get("x")
 
 
 def save_image_grid(images, event_shape, path, title, columns=10):

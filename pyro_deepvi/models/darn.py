@@ -61,6 +61,8 @@ class DARN(PyroModule):
 
     max_plate_nesting = 1
     default_guide = "darn"
+    #: `pyro-deepvi train darn`: one layer of 200 binary units, 500 tanh units, DARN's own estimator.
+    train_defaults = {"latent_dims": (200,), "hidden_dims": (500,), "objective": "darn_taylor", "epochs": 50, "test_particles": 1000}
     support = "binary"
     latent_support = "binary"
 
@@ -118,3 +120,5 @@ class SigmoidBeliefNetwork(DARN):
 
     autoregressive = False
     default_guide = "bernoulli"
+    #: `pyro-deepvi train sbn`: the binary-latent table's SBN, trained by IWAE k = 5 (VIMCO gradients).
+    train_defaults = {"latent_dims": (200,), "hidden_dims": (500,), "objective": "iwae", "particles": 5, "epochs": 50, "test_particles": 1000}

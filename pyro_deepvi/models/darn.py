@@ -36,7 +36,7 @@ from collections import OrderedDict
 import pyro
 import pyro.distributions as dist
 import torch
-from pyro.nn import PyroModule
+from pyro.nn import PyroModule, pyro_method
 from torch import nn
 
 from ..nn import MADE, MLP, AutoregressiveBernoulli
@@ -98,6 +98,7 @@ class DARN(PyroModule):
             return dist.Bernoulli(logits=self.top_logits.expand(batch_shape + self.top_logits.shape)).to_event(1)
         return dist.Bernoulli(logits=self.conditionals[l](above)).to_event(1)
 
+    @pyro_method  # a plain Pyro SVI loop over `model.model` then sees (and trains) the module's parameters
     def model(self, x, y=None, index=None):
         check_batch(x, self.data_shape, "darn" if self.autoregressive else "sbn")
         x = x.reshape(x.shape[0], -1)

@@ -42,7 +42,7 @@ import pyro
 import pyro.distributions as dist
 import torch
 from pyro import poutine
-from pyro.nn import PyroModule
+from pyro.nn import PyroModule, pyro_method
 from torch import nn
 
 from ..evaluation.batches import seeded_batches
@@ -86,6 +86,7 @@ class VIB(PyroModule):
         self.latent_shapes = OrderedDict(z=torch.Size(latent_dims))
         self.decoder = MLP(latent_dims[0], tuple(decoder_hidden_dims), self.num_classes)
 
+    @pyro_method  # a plain Pyro SVI loop over `model.model` then sees (and trains) the module's parameters
     def model(self, x, y=None, index=None):
         check_batch(x, self.data_shape, "vib")
         if y is None:

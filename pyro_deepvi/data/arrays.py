@@ -63,8 +63,6 @@ def _split_arrays(arrays, name):
     for split in ("valid", "test"):
         if f"x_{split}" in arrays:
             given[split] = (arrays[f"x_{split}"], arrays.get(f"y_{split}"))
-        elif f"y_{split}" in arrays:
-            raise ValueError(f"{name}: y_{split} is given without x_{split}")
     missing = [s for s in SPLITS if s not in given]
     if not missing:
         return given
@@ -97,6 +95,8 @@ def splits_from_arrays(data, name=ARRAYS):
             if arrays[key].dim() < 2:
                 raise ValueError(f"{name}: {key} must have shape [N, *event_shape], found {tuple(arrays[key].shape)}")
     for key in ("y", "y_valid", "y_test"):
+        if key in arrays and "x" + key[1:] not in arrays:
+            raise ValueError(f"{name}: {key} is given without x{key[1:]}")
         if key in arrays and len(arrays[key]) != len(arrays["x" + key[1:]]):
             raise ValueError(f"{name}: {key} has {len(arrays[key])} rows but x{key[1:]} has {len(arrays['x' + key[1:]])}")
     support = str(np.asarray(support)) if support is not None else infer_support(arrays["x"], f"{name}: x")

@@ -1,24 +1,22 @@
 """pyro-deepvi: deep latent-variable models as Pyro programs, with swappable guides and objectives.
 
 The public API is small: the registries (``MODELS``, ``GUIDES``, ``OBJECTIVES``,
-``TERMS``, ``DATASETS``), ``load`` for data, ``train`` and ``TrainConfig`` for runs, and
-``evaluate`` for a trained run directory.
+``TERMS``, ``DATASETS``), ``load`` for data, ``train`` and ``TrainConfig`` for runs,
+``evaluate`` for a trained run directory and ``load_run`` to use a trained model.
+Importing the package changes no global setting of Pyro's (see ``pyro_deepvi.settings``).
 """
 
-import pyro
-
-# Parameters of PyroModules live in their modules, not in Pyro's global param
-# store: two models in one process (a comparison, a test) never share a name.
-pyro.settings.set(module_local_params=True)
-
-from . import guides, models, objectives  # noqa: E402, F401  (registers the built-in components)
-from .data import load  # noqa: E402
-from .engine import TrainConfig, restore, train  # noqa: E402
-from .evaluation import evaluate_run  # noqa: E402
-from .lock import run_lock  # noqa: E402
-from .registry import DATASETS, GUIDES, MODELS, OBJECTIVES, TERMS  # noqa: E402
+from . import guides, models, objectives  # noqa: F401  (registers the built-in components)
+from .data import load
+from .engine import TrainConfig, restore, train
+from .evaluation import evaluate_run
+from .lock import run_lock
+from .registry import DATASETS, GUIDES, MODELS, OBJECTIVES, TERMS
+from .run import Run, load_run
+from .settings import module_local_params
 
 
+@module_local_params()
 def evaluate(run_dir, num_particles=None, device="auto", progress=False):
     """Evaluate a run directory from its ``config.json`` and ``checkpoint.pt`` alone.
 
@@ -36,10 +34,13 @@ __all__ = [
     "GUIDES",
     "MODELS",
     "OBJECTIVES",
+    "Run",
     "TERMS",
     "TrainConfig",
     "evaluate",
     "load",
+    "load_run",
+    "module_local_params",
     "restore",
     "train",
 ]

@@ -19,7 +19,10 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from . import DATASETS, GUIDES, MODELS, OBJECTIVES, TERMS, TrainConfig, evaluate, train
+from .callbacks import tensorboard_writer
+from .engine import DEFAULTS
 from .evaluation import plot_rate_distortion, rate_distortion_points
+from .plugins import import_plugins
 from .run_dir import EVAL, write_json_atomic
 
 
@@ -44,39 +47,57 @@ def _key_value(text):
         return key, value
 
 
+def _default(name):
+    value = DEFAULTS[name]
+    shown = ",".join(map(str, value)) if isinstance(value, tuple) else value
+    return f"default {shown}*"
+
+
+#: The epilog of ``train`` and ``compare``, for the defaults marked with *.
+_DEFAULTS_NOTE = "* a model's own train_defaults, shown by `pyro-deepvi list`, replace the defaults marked *"
+
+
+def _add_imports(parser):
+    parser.add_argument(
+        "--import", dest="imports", action="append", default=[], metavar="MODULE",
+        help="a plug-in module (name or .py path) that registers models, guides, terms or data sets (repeatable)",
+    )
+
+
 def _add_run_options(parser):
-    defaults = TrainConfig()
-    parser.add_argument("--data", default=defaults.data, help="data set (see `pyro-deepvi list`)")
+    parser.add_argument("--data", default=None, help=f"a data set (see `pyro-deepvi list`) or a .npz file of arrays x, y, x_test, ...; {_default('data')}")
     parser.add_argument("--data-root", default=None, help="folder of file-based data sets such as binarized_mnist")
     parser.add_argument("--download", action="store_true", help="fetch a missing data file (checksum-verified)")
-    parser.add_argument("--epochs", type=int, default=defaults.epochs)
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    parser.add_argument("--lr", type=float, default=defaults.lr)
+    parser.add_argument("--epochs", type=int, default=None, help=_default("epochs"))
+    parser.add_argument("--batch-size", type=int, default=None, help=_default("batch_size"))
+    parser.add_argument("--lr", type=float, default=None, help=f"Adam's step size; {_default('lr')}")
     parser.add_argument("--particles", type=int, default=None, help="particles per data point (IWAE's k); default 1, or 5 for iwae")
-    parser.add_argument("--latent-dims", type=_dims, default=defaults.latent_dims, help="e.g. 50 or 100,50 (bottom to top)")
-    parser.add_argument("--hidden-dims", type=_dims, default=defaults.hidden_dims, help="e.g. 200,200 (empty string: linear)")
+    parser.add_argument("--latent-dims", type=_dims, default=None, help=f"e.g. 50 or 100,50 (bottom to top); {_default('latent_dims')}")
+    parser.add_argument("--hidden-dims", type=_dims, default=None, help=f"e.g. 200,200 (empty string: linear); {_default('hidden_dims')}")
     parser.add_argument("--guide-hidden-dims", type=_dims, default=None, help="the encoder's widths (default: --hidden-dims)")
     parser.add_argument(
-        "--model-arg", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
+        "--model-arg", type=_key_value, action="append", default=None, metavar="KEY=VALUE",
         help="a model option, e.g. likelihood=\"gaussian\" or kappa=100 (repeatable)",
     )
     parser.add_argument(
-        "--term", type=_key_value, action="append", default=[], metavar="NAME=WEIGHT",
+        "--term", type=_key_value, action="append", default=None, metavar="NAME=WEIGHT",
         help="add WEIGHT x a plug-in term to the loss, e.g. rate=3 for a beta-VAE with beta 4 (repeatable)",
     )
     parser.add_argument(
-        "--term-arg", type=_key_value, action="append", default=[], metavar="NAME.OPTION=VALUE",
+        "--term-arg", type=_key_value, action="append", default=None, metavar="NAME.OPTION=VALUE",
         help="an option of a term, e.g. mmd.kernel=\"imq\" or anchor.dims=[0,1] (repeatable)",
     )
-    parser.add_argument("--seed", type=int, default=defaults.seed)
-    parser.add_argument("--device", default=defaults.device, help="auto (cuda when present), cpu, cuda, cuda:1")
-    parser.add_argument("--eval-every", type=int, default=defaults.eval_every, help="epochs between validation passes (0: none)")
-    parser.add_argument("--test-particles", type=int, default=defaults.test_particles, help="k of the final IWAE-k log-likelihood")
+    parser.add_argument("--seed", type=int, default=0, help="default 0")
+    parser.add_argument("--device", default="auto", help="auto (cuda when present, the default), cpu, cuda, cuda:1")
+    parser.add_argument("--eval-every", type=int, default=None, help=f"epochs between validation passes (0: none); {_default('eval_every')}")
+    parser.add_argument("--test-particles", type=int, default=None, help=f"k of the final IWAE-k log-likelihood; {_default('test_particles')}")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars or per-epoch lines")
     parser.add_argument(
         "--overwrite", action="store_true",
         help="start over in --out even if it holds another run, or files that are not a run's",
     )
+    parser.add_argument("--tensorboard", action="store_true", help="also write the per-epoch metrics to RUN_DIR/tensorboard (needs the tensorboard package)")
+    _add_imports(parser)
 
 
 def _once(pairs, option):
@@ -102,15 +123,20 @@ def _term_args(pairs):
 
 
 def _config(args, model, guide, objective, out):
-    particles = args.particles if args.particles is not None else (5 if objective == "iwae" else 1)
     return TrainConfig(
-        model=model, data=args.data, guide=guide, objective=objective, particles=particles, terms=_once(args.term, "--term"),
-        term_args=_term_args(args.term_arg),
+        model=model, data=args.data, guide=guide, objective=objective, particles=args.particles,
+        terms=None if args.term is None else _once(args.term, "--term"),
+        term_args=None if args.term_arg is None else _term_args(args.term_arg),
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, latent_dims=args.latent_dims,
-        hidden_dims=args.hidden_dims, guide_hidden_dims=args.guide_hidden_dims, model_args=_once(args.model_arg, "--model-arg"), seed=args.seed, device=args.device,
+        hidden_dims=args.hidden_dims, guide_hidden_dims=args.guide_hidden_dims,
+        model_args=None if args.model_arg is None else _once(args.model_arg, "--model-arg"), seed=args.seed, device=args.device,
         out=out, eval_every=args.eval_every, test_particles=args.test_particles, progress=not args.no_progress,
-        data_root=args.data_root, download=args.download,
+        data_root=args.data_root, download=args.download, imports=args.imports,
     )
+
+
+def _callbacks(args, config):
+    return [tensorboard_writer(Path(config.out) / "tensorboard")] if args.tensorboard else []
 
 
 #: eval.json keys printed with a label of their own; any other number is printed by its key.
@@ -153,16 +179,20 @@ def _print_result(result):
 
 
 def cmd_list(args):
+    import_plugins(args.imports)
     registries = (("models", MODELS), ("guides", GUIDES), ("objectives", OBJECTIVES), ("terms", TERMS), ("data sets", DATASETS))
     for title, registry in registries:
         print(f"{title}:")
         for name in registry:
             print(f"  {name:<18} {registry.summary(name)}")
+            defaults = getattr(registry.get(name), "train_defaults", None) if registry is MODELS else None
+            if defaults:
+                print(f"  {'':<18}   defaults: " + ", ".join(f"{k}={v}" for k, v in defaults.items()))
 
 
 def cmd_train(args):
     config = _config(args, args.model, args.guide, args.objective, args.out)
-    result = train(config, overwrite=args.overwrite)
+    result = train(config, overwrite=args.overwrite, callbacks=_callbacks(args, config))
     if result is None:  # a rank other than 0 under torchrun: rank 0 reports
         return
     print(f"run directory        {config.out}")
@@ -170,6 +200,7 @@ def cmd_train(args):
 
 
 def cmd_eval(args):
+    import_plugins(args.imports)
     result = evaluate(args.run_dir, num_particles=args.particles, device=args.device, progress=not args.no_progress)
     print(f"wrote {Path(args.run_dir) / EVAL}")
     _print_result(result)
@@ -181,7 +212,7 @@ def cmd_compare(args):
     for guide, objective in itertools.product(args.guides, args.objectives):
         config = _config(args, args.model, guide, objective, str(out / f"{guide}-{objective}"))
         print(f"== {guide} / {objective} (k = {config.particles})", flush=True)
-        result = train(config, overwrite=args.overwrite)
+        result = train(config, overwrite=args.overwrite, callbacks=_callbacks(args, config))
         rows.append({"guide": guide, "objective": objective, "particles": config.particles, **result})
     print()
     print(f"{'guide':<10} {'objective':<16} {'k':>3} {'test ELBO':>10} {'test log p(x)':>14} {'active':>7}")
@@ -226,12 +257,14 @@ def make_parser():
     parser = argparse.ArgumentParser(prog="pyro-deepvi", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    sub.add_parser("list", help="models, guides, objectives and data sets").set_defaults(run=cmd_list)
+    p = sub.add_parser("list", help="models (with their training defaults), guides, objectives and data sets")
+    _add_imports(p)
+    p.set_defaults(run=cmd_list)
 
-    p = sub.add_parser("train", help="train a model; prints its test log-likelihood")
-    p.add_argument("model", nargs="?", default="dlgm")
+    p = sub.add_parser("train", help="train a model; prints its test log-likelihood", epilog=_DEFAULTS_NOTE)
+    p.add_argument("model", nargs="?", default="dlgm", help="a registered model (default dlgm)")
     p.add_argument("--guide", default=None, help="default: the model's own")
-    p.add_argument("--objective", default="elbo")
+    p.add_argument("--objective", default=None, help=_default("objective"))
     p.add_argument("--out", default=None, help="run directory (default runs/MODEL-GUIDE-OBJECTIVE); an existing one is resumed")
     _add_run_options(p)
     p.set_defaults(run=cmd_train)
@@ -239,12 +272,15 @@ def make_parser():
     p = sub.add_parser("eval", help="evaluate a run directory; writes RUN_DIR/eval.json")
     p.add_argument("run_dir")
     p.add_argument("--particles", type=int, default=None, help="k of IWAE-k (default: the run's test_particles)")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="auto", help="auto (the run's device), cpu, cuda, cuda:1")
     p.add_argument("--no-progress", action="store_true", help="no line before it starts, no progress bar")
+    _add_imports(p)
     p.set_defaults(run=cmd_eval)
 
-    p = sub.add_parser("compare", help="train every guide x objective pair with one data set, seed and budget")
-    p.add_argument("model", nargs="?", default="dlgm")
+    p = sub.add_parser(
+        "compare", help="train every guide x objective pair with one data set, seed and budget", epilog=_DEFAULTS_NOTE
+    )
+    p.add_argument("model", nargs="?", default="dlgm", help="a registered model (default dlgm)")
     p.add_argument("--guides", type=_names, default=["diag", "rank_one"])
     p.add_argument("--objectives", type=_names, default=["elbo", "iwae"])
     p.add_argument("--out", default=None, help="directory of the runs (default runs/compare-MODEL)")

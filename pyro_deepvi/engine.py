@@ -26,6 +26,7 @@ lock (:mod:`~pyro_deepvi.lock`) while it runs.
 """
 
 import contextlib
+import copy
 import dataclasses
 import io
 import json
@@ -45,43 +46,74 @@ from torch import nn
 from tqdm import tqdm
 
 from .data import load
+from .data.arrays import ARRAYS, splits_from_arrays
 from .data.checks import check_compatible
+from .data.spec import data_spec, stand_in
 from .evaluation import evaluate_run, log_likelihood
 from .objectives.schedules import parse_weight
 from .lock import run_lock
+from .plugins import import_plugins
 from .registry import GUIDES, MODELS, OBJECTIVES, TERMS, call_with_options
 from .run_dir import CHECKPOINT, CONFIG, EVAL, METRICS, check_fresh_start, load_checkpoint, recover_metrics, save_atomic, write_json_atomic
+from .settings import module_local_params
+
+
+#: The value of each TrainConfig field left as ``None`` that the model's ``train_defaults`` do not set.
+#: ``particles`` left unset is 5 for the ``iwae`` objective and 1 otherwise.
+DEFAULTS = {
+    "data": "mnist5k",
+    "objective": "elbo",
+    "terms": {},
+    "term_args": {},
+    "epochs": 100,
+    "batch_size": 100,
+    "lr": 1e-3,
+    "latent_dims": (50,),
+    "hidden_dims": (200, 200),
+    "model_args": {},
+    "eval_every": 10,
+    "valid_particles": 100,
+    "test_particles": 5000,
+}
 
 
 @dataclass
 class TrainConfig:
-    """Everything that defines a run; saved as ``config.json``."""
+    """Everything that defines a run; saved as ``config.json``.
+
+    A field left as ``None`` takes the model's default: a model class may set
+    ``train_defaults = {field: value}`` (e.g. ``def``'s data set and layer sizes),
+    and fields it does not set take :data:`DEFAULTS`.
+    """
 
     model: str = "dlgm"
-    data: str = "mnist5k"
+    data: str = None  # a registered data set, a .npz file, or arrays (see pyro_deepvi.data.arrays)
     guide: str = None  # the model's default guide when None
-    objective: str = "elbo"
-    particles: int = 1
-    terms: dict = field(default_factory=dict)  # plug-in term name -> weight or schedule ("linear:-1:0:10")
-    term_args: dict = field(default_factory=dict)  # term name -> {option: value}, for the term's from_model
-    epochs: int = 100
-    batch_size: int = 100
-    lr: float = 1e-3
-    latent_dims: tuple = (50,)
-    hidden_dims: tuple = (200, 200)
+    objective: str = None
+    particles: int = None
+    terms: dict = None  # plug-in term name -> weight or schedule ("linear:-1:0:10")
+    term_args: dict = None  # term name -> {option: value}, for the term's from_model
+    epochs: int = None
+    batch_size: int = None
+    lr: float = None
+    latent_dims: tuple = None
+    hidden_dims: tuple = None
     guide_hidden_dims: tuple = None  # the encoder's widths; hidden_dims when None
-    model_args: dict = field(default_factory=dict)
+    model_args: dict = None
     seed: int = 0
     device: str = "auto"
     out: str = None  # runs/<model>-<guide>-<objective> when None
-    eval_every: int = 10  # epochs between validation passes; 0 for none
-    valid_particles: int = 100
-    test_particles: int = 5000
+    eval_every: int = None  # epochs between validation passes; 0 for none
+    valid_particles: int = None
+    test_particles: int = None
     progress: bool = True
     data_root: str = None  # where file-based data sets live (default $PYRO_DEEPVI_DATA or ~/.cache/pyro_deepvi)
     download: bool = False  # fetch a missing file-based data set (checksum-verified)
+    imports: tuple = ()  # plug-in modules imported before the registries are read (pyro_deepvi.plugins)
 
     def __post_init__(self):
+        self.imports = import_plugins(self.imports)
+        self._apply_defaults()
         for name in ("particles", "epochs", "batch_size", "valid_particles", "test_particles"):
             value = getattr(self, name)
             if not _is_count(value) or value < 1:
@@ -116,8 +148,31 @@ class TrainConfig:
         if self.out is None:
             self.out = os.path.join("runs", f"{self.model}-{self.guide}-{self.objective}")
 
+    def _apply_defaults(self):
+        model_defaults = dict(getattr(MODELS.get(self.model), "train_defaults", {}))
+        fields = {f.name for f in dataclasses.fields(self)}
+        unknown = set(model_defaults) - fields
+        if unknown:
+            raise ValueError(f"model {self.model!r}: train_defaults names unknown fields {sorted(unknown)}")
+        if self.data is not None and not isinstance(self.data, str):
+            self._arrays, self.data = splits_from_arrays(self.data), ARRAYS
+        elif isinstance(self.data, str) and self.data.endswith(".npz"):
+            self.data = os.path.abspath(self.data)
+        for name, value in {**DEFAULTS, **model_defaults}.items():
+            if getattr(self, name) is None:
+                setattr(self, name, copy.deepcopy(value))
+        if self.particles is None:
+            self.particles = 5 if self.objective == "iwae" else 1
+
     def load_data(self, split):
         """One split of the run's data set."""
+        if self.data == ARRAYS:
+            if not hasattr(self, "_arrays"):
+                raise ValueError(
+                    "this run was trained on arrays given to TrainConfig(data=...), which a run directory does not "
+                    "keep; save them with numpy.savez (see pyro_deepvi.data.arrays) and train with data='file.npz'"
+                )
+            return self._arrays[split]
         return load(self.data, split, root=self.data_root, download=self.download)
 
     def to_dict(self):
@@ -265,8 +320,10 @@ class Trainer:
     the class is there for code (and tests) that need the live components.
     """
 
-    def __init__(self, config, overwrite=False):
+    @module_local_params()
+    def __init__(self, config, overwrite=False, callbacks=()):
         self.config = config
+        self.callbacks = list(callbacks)  # called with each epoch's metrics record (pyro_deepvi.callbacks)
         self.device = resolve_device(config.device)
         self.distributed = _Distributed(self.device)
         self.run_dir = Path(config.out)
@@ -309,7 +366,7 @@ class Trainer:
                 "choose another --out, or pass --overwrite to start over"
             ) from None
         # The directory is this one however it is spelled (r/x, ./r/x/, an absolute path).
-        free = ("epochs", "progress", "device", "test_particles", "data_root", "download", "out")
+        free = ("epochs", "progress", "device", "test_particles", "data_root", "download", "out", "imports")
         current = json.loads(json.dumps(self.config.to_dict()))
         mismatched = sorted(k for k, v in current.items() if k not in free and v != previous.get(k))
         if mismatched:
@@ -344,6 +401,7 @@ class Trainer:
                 "epoch": self.epoch,
                 "step": self.step,
                 "metrics_bytes": self.metrics_path.stat().st_size,
+                "data": data_spec(self.train_data),  # load_run sizes the model from it, without the data
             },
             self.checkpoint_path,
         )
@@ -375,6 +433,7 @@ class Trainer:
                 f"{len(bad)} parameter(s) non-finite ({', '.join(bad[:3])}; lr {self.config.lr}); {self._last_good()}"
             )
 
+    @module_local_params()
     def fit(self, until_epoch=None):
         """Train up to epoch ``until_epoch`` (default: ``config.epochs``), checkpointing every epoch."""
         config = self.config
@@ -416,25 +475,29 @@ class Trainer:
                     ) from e
                 if config.progress:
                     tqdm.write(_format_record(record))
+                for callback in self.callbacks:
+                    callback(record)
         self.distributed.barrier()
         return self
 
+    @module_local_params()
     def evaluate(self, num_particles=None):
         """The test-split report of :func:`~pyro_deepvi.evaluation.evaluate_run` (``eval.json``)."""
         return evaluate_run(self.run_dir, self.components, self.config, num_particles, progress=self.config.progress)
 
 
-def train(config, overwrite=False):
+def train(config, overwrite=False, callbacks=()):
     """Train (or resume) the run described by ``config``; returns its ``eval.json`` record.
 
     The run directory is locked while it runs (:mod:`~pyro_deepvi.lock`). A
     directory with files that are not a run's, or a run whose checkpoint is
     missing, is refused unless ``overwrite``, which starts the run over.
+    ``callbacks`` are called with each epoch's metrics record (:mod:`pyro_deepvi.callbacks`).
     Under ``torchrun`` only rank 0 evaluates; the other ranks return ``None``.
     """
     is_main = int(os.environ.get("RANK", "0")) == 0
     with run_lock(config.out) if is_main else contextlib.nullcontext():
-        trainer = Trainer(config, overwrite=overwrite).fit()
+        trainer = Trainer(config, overwrite=overwrite, callbacks=callbacks).fit()
         return trainer.evaluate() if trainer.distributed.is_main else None
 
 
@@ -443,8 +506,9 @@ def _format_record(record):
     return "  ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in shown.items())
 
 
+@module_local_params()
 def restore(run_dir, device="auto"):
-    """Rebuild a run's components from ``config.json`` and ``checkpoint.pt`` alone."""
+    """Rebuild a run's components from ``config.json`` and ``checkpoint.pt`` alone, without its training data."""
     run_dir = Path(run_dir)
     for name in (CONFIG, CHECKPOINT):
         if not (run_dir / name).exists():
@@ -454,10 +518,13 @@ def restore(run_dir, device="auto"):
     except ValueError as e:
         raise ValueError(f"{run_dir / CONFIG} is not a readable run config: {e}") from None
     device = resolve_device(device if device != "auto" else config.device)
-    train_data = config.load_data("train").to(device)
+    checkpoint = load_checkpoint(run_dir / CHECKPOINT, device)
+    # Checkpoints record the training data's description; older ones need the data itself.
+    train_data = (stand_in(checkpoint["data"]) if "data" in checkpoint else config.load_data("train")).to(device)
     components = build(config, train_data).to(device)
     _create_lazy_parameters(components, train_data, config.batch_size)
-    load_components(components, load_checkpoint(run_dir / CHECKPOINT, device), run_dir / CHECKPOINT)
+    load_components(components, checkpoint, run_dir / CHECKPOINT)
+    components.data_spec = data_spec(train_data)
     return config, components
 
 

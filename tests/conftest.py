@@ -6,6 +6,7 @@ import torch
 
 from pyro_deepvi.data import Dataset
 from pyro_deepvi.registry import DATASETS
+from pyro_deepvi.settings import module_local_params
 
 PPCA_DIM, PPCA_LATENT, PPCA_SIZES = 6, 2, {"train": 400, "valid": 100, "test": 100}
 
@@ -29,6 +30,15 @@ def load_ppca_toy(split, *, root=None, download=False):
 @pytest.fixture
 def ppca_data():
     return {split: load_ppca_toy(split) for split in PPCA_SIZES}
+
+
+@pytest.fixture(autouse=True)
+def library_param_mode():
+    """Each test runs with Pyro's ``module_local_params`` on, as the library's engine does: models and
+    guides a test builds itself keep their parameters to themselves, never in Pyro's global param store
+    (where two tests' modules would share names). A test of Pyro's default mode turns it off inside."""
+    with module_local_params():
+        yield
 
 
 @pytest.fixture(autouse=True)

@@ -8,6 +8,7 @@ Nothing is cached on disk.
 
 from ..registry import DATASETS
 from . import digits, mnist, mnist_files, reuters, shapes  # noqa: F401 (registers the data sets)
+from .arrays import load_npz
 from .checks import SUPPORTS, check_compatible, check_values
 from .dataset import SPLITS, Dataset
 
@@ -16,16 +17,20 @@ def load(name, split="train", *, root=None, download=False):
     """
     Loads one split of the registered data set ``name``.
 
-    :param str name: a name registered in ``DATASETS``.
+    :param str name: a name registered in ``DATASETS``, or the path of a ``.npz``
+        file (layout in :mod:`pyro_deepvi.data.arrays`).
     :param str split: ``"train"``, ``"valid"`` or ``"test"``.
     :param root: the folder holding files of full-size data sets; defaults to
         ``$PYRO_DEEPVI_DATA``, else ``~/.cache/pyro_deepvi``.
     :param bool download: whether a missing file may be downloaded.
     :rtype: Dataset
     """
-    builder = DATASETS.get(name)
+    npz = name.endswith(".npz") and name not in DATASETS
+    builder = None if npz else DATASETS.get(name)
     if split not in SPLITS:
         raise ValueError(f"{name}: unknown split {split!r}; choose one of: {', '.join(SPLITS)}")
+    if npz:
+        return load_npz(name, split)
     return builder(split, root=root, download=download)
 
 

@@ -5,9 +5,11 @@ pyplot, so the library leaves the user's backend (a notebook's inline one) alone
 """
 
 import math
+from pathlib import Path
 
 import torch
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from pyro import poutine
 
 
@@ -25,17 +27,22 @@ def observation_mean(model, batch, guide=None):
     returns ``None`` when the model observes no site named ``x``. A likelihood with
     no closed-form mean (DARN's autoregressive pixels) gives a draw x ~ p(x | h) instead.
     """
-    model_fn = poutine.uncondition(model)
-    if guide is not None:
-        guide_trace = poutine.trace(guide).get_trace(**batch)
-        model_fn = poutine.replay(model_fn, trace=guide_trace)
-    site = poutine.trace(model_fn).get_trace(**batch).nodes.get("x")
+    site = observation_site(model, batch, guide)
     if site is None:
         return None
     try:
         return site["fn"].mean
     except NotImplementedError:
         return site["value"]
+
+
+def observation_site(model, batch, guide=None):
+    """The trace site ``x`` of the model run unconditioned (h from the prior, or from the guide); ``None`` if absent."""
+    model_fn = poutine.uncondition(model)
+    if guide is not None:
+        guide_trace = poutine.trace(guide).get_trace(**batch)
+        model_fn = poutine.replay(model_fn, trace=guide_trace)
+    return poutine.trace(model_fn).get_trace(**batch).nodes.get("x")
 
 
 def save_image_grid(images, event_shape, path, title, columns=10):
@@ -55,15 +62,54 @@ def save_image_grid(images, event_shape, path, title, columns=10):
     return True
 
 
-def save_curves(records, path):
-    """Train and validation bounds per epoch, from ``metrics.jsonl`` records."""
-    fig = Figure(figsize=(6, 4))
-    ax = fig.subplots()
-    keys = sorted({k for r in records for k in r if k.startswith("valid_") or k in ("train_elbo", "train_bound")})
-    for key in keys:
-        points = [(r["epoch"], r[key]) for r in records if key in r]
-        ax.plot(*zip(*points), marker="." if key.startswith("valid_") else None, label=key)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("nats per data point")
-    ax.legend()
+#: The panels of curves.png: a unit, and how to tell which record keys are in it.
+CURVE_PANELS = (
+    ("nats per data point", lambda key: key in ("train_elbo", "train_bound") or key in ("valid_elbo",) or key.startswith("valid_iwae")),
+    ("accuracy or error rate", lambda key: "accuracy" in key or "error" in key),
+    ("perplexity", lambda key: "perplexity" in key),
+)
+
+
+def curve_lines(records):
+    """``{panel unit: {label: [(epoch, value), ...]}}`` of the metrics records, a line per distinct curve.
+
+    Keys with identical points (``train_bound`` is ``train_elbo`` under the ELBO) share one line,
+    labelled with both names; a panel with no key is left out.
+    """
+    panels = {}
+    keys = sorted({k for r in records for k, v in r.items() if isinstance(v, (int, float))})
+    for unit, belongs in CURVE_PANELS:
+        lines = {}
+        for key in (k for k in keys if belongs(k)):
+            points = [(r["epoch"], r[key]) for r in records if key in r]
+            same = next((label for label, other in lines.items() if other == points), None)
+            if same is None:
+                lines[key] = points
+            else:
+                lines[f"{same} = {key}"] = lines.pop(same)
+        if lines:
+            panels[unit] = lines
+    return panels
+
+
+def save_curves(records, path, title=None):
+    """Training curves from ``metrics.jsonl`` records: one panel per unit (nats, accuracy, perplexity).
+
+    :param str title: the figure's title (default: the run directory's name).
+    """
+    path = Path(path)
+    panels = curve_lines(records)
+    if not panels:
+        return False
+    fig = Figure(figsize=(6, 3.2 * len(panels)), layout="constrained")
+    axes = fig.subplots(len(panels), 1, squeeze=False, sharex=True)[:, 0]
+    for ax, (unit, lines) in zip(axes, panels.items()):
+        for label, points in lines.items():
+            ax.plot(*zip(*points), marker="." if label.startswith("valid_") else None, label=label)
+        ax.set_ylabel(unit)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.legend()
+    axes[-1].set_xlabel("epoch")
+    fig.suptitle(title or f"training curves: {path.parent.name}")
     fig.savefig(path, dpi=100, bbox_inches="tight")
+    return True

@@ -36,7 +36,7 @@ from collections import OrderedDict
 import pyro
 import pyro.distributions as dist
 import torch
-from pyro.nn import PyroModule
+from pyro.nn import PyroModule, pyro_method
 from torch import nn
 
 from ..nn import MADE, MLP, AutoregressiveBernoulli
@@ -61,6 +61,8 @@ class DARN(PyroModule):
 
     max_plate_nesting = 1
     default_guide = "darn"
+    #: `pyro-deepvi train darn`: one layer of 200 binary units, 500 tanh units, DARN's own estimator.
+    train_defaults = {"latent_dims": (200,), "hidden_dims": (500,), "objective": "darn_taylor", "epochs": 50, "test_particles": 1000}
     support = "binary"
     latent_support = "binary"
 
@@ -96,6 +98,7 @@ class DARN(PyroModule):
             return dist.Bernoulli(logits=self.top_logits.expand(batch_shape + self.top_logits.shape)).to_event(1)
         return dist.Bernoulli(logits=self.conditionals[l](above)).to_event(1)
 
+    @pyro_method  # a plain Pyro SVI loop over `model.model` then sees (and trains) the module's parameters
     def model(self, x, y=None, index=None):
         check_batch(x, self.data_shape, "darn" if self.autoregressive else "sbn")
         x = x.reshape(x.shape[0], -1)
@@ -118,3 +121,5 @@ class SigmoidBeliefNetwork(DARN):
 
     autoregressive = False
     default_guide = "bernoulli"
+    #: `pyro-deepvi train sbn`: the binary-latent table's SBN, trained by IWAE k = 5 (VIMCO gradients).
+    train_defaults = {"latent_dims": (200,), "hidden_dims": (500,), "objective": "iwae", "particles": 5, "epochs": 50, "test_particles": 1000}

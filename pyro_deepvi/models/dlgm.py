@@ -44,7 +44,7 @@ from collections import OrderedDict
 import pyro
 import pyro.distributions as dist
 import torch
-from pyro.nn import PyroModule
+from pyro.nn import PyroModule, pyro_method
 from torch import nn
 
 from ..nn import MLP
@@ -142,6 +142,7 @@ class DLGM(PyroModule):
             log_p = log_p - 0.5 * (p.pow(2).sum() / self.kappa + p.numel() * math.log(2 * math.pi * self.kappa))
         return log_p
 
+    @pyro_method  # a plain Pyro SVI loop over `model.model` then sees (and trains) the module's parameters
     def model(self, x, y=None, index=None):
         check_batch(x, self.data_shape, "dlgm")
         x = x.reshape(x.shape[0], -1)

@@ -359,9 +359,8 @@ class DeepGPLVM(_InducingLayers):
                 )
         result = {"test_bound": elbo / len(data)}
         if self.train_labels is not None and data.y is not None:
-            accuracy = linear_probe_accuracy(
-                guide.local_means()["Z"], self.train_labels, local_guide.local_means()["Z"], data.y, int(data.num_classes)
-            )
+            train_z, test_z = guide.local_means()["Z"].detach(), local_guide.local_means()["Z"].detach()
+            accuracy = linear_probe_accuracy(train_z, self.train_labels, test_z, data.y, int(data.num_classes))
             result["linear_probe_accuracy"] = accuracy
         return result
 

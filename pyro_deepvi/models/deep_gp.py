@@ -48,6 +48,7 @@ from torch.distributions import constraints
 from ..evaluation.batches import seeded_batches
 from ..evaluation.linear_probe import linear_probe_accuracy
 from ..evaluation.perplexity import fit_local_factors
+from ..objectives import elbo
 from ..registry import MODELS
 from .base import check_batch, data_plate
 
@@ -253,17 +254,21 @@ class DeepGP(_InducingLayers):
         with data_plate(self.num_data, x, index):
             pyro.sample("y", dist.Normal(self.y_mean + self.y_std * f, self.y_std * self.noise.sqrt()), obs=y)
 
-    def predictive_log_density(self, guide, x, y, num_samples=PREDICTIVE_SAMPLES):
-        """log p(y_n | x_n) ≈ log (1/S) Σ_s N(y_n; μ_s, σ_s² + σ²), and the mean prediction (1/S) Σ_s μ_s,
-        both in y's units; V and the inner layers are drawn S times."""
-        self._check(x, y)
+    def predict(self, guide, x, num_samples=PREDICTIVE_SAMPLES):
+        """``(loc, var)`` [S, B] of f_H at ``x`` in y's units for S draws of V (from ``guide``) and of the
+        inner layers: p(y* | x*) ≈ (1/S) Σ_s N(y*; loc_s, var_s + σ²)."""
+        check_batch(x, self.data_shape, "dgp")
         with pyro.plate("particles", num_samples, dim=-2):
             guide_trace = pyro.poutine.trace(guide).get_trace(x)
         values = [guide_trace.nodes[name]["value"].reshape((num_samples,) + shape) for name, shape in self.inducing_shapes.items()]
         loc, var = self.last_layer(x, values)
-        loc = self.y_mean + self.y_std * loc
-        scale = self.y_std * (var + self.noise).sqrt()
-        log_density = dist.Normal(loc, scale).log_prob(y)
+        return self.y_mean + self.y_std * loc, self.y_std**2 * var
+
+    def predictive_log_density(self, guide, x, y, num_samples=PREDICTIVE_SAMPLES):
+        """log p(y_n | x_n) ≈ log (1/S) Σ_s N(y_n; μ_s, σ_s² + σ²), and the mean prediction (1/S) Σ_s μ_s."""
+        self._check(x, y)
+        loc, var = self.predict(guide, x, num_samples)
+        log_density = dist.Normal(loc, (var + self.y_std**2 * self.noise).sqrt()).log_prob(y)
         num = torch.tensor(float(num_samples), dtype=y.dtype, device=y.device)
         return torch.logsumexp(log_density, 0) - num.log(), loc.mean(0)
 
@@ -305,14 +310,17 @@ class DeepGPLVM(_InducingLayers):
         probe of :meth:`evaluate` (optional).
     :param int num_inducing: M per layer.
     :param float noise: the initial σ² of both layers' Gaussian noise.
+    :param int fit_steps: Adam steps of :meth:`evaluate`'s fit of the held-out rows' q(X), q(Z).
     """
 
     train_defaults = dict(data="digits", epochs=300, batch_size=300, lr=0.01, latent_dims=(5, 2), eval_every=0)
     local_sites = ("Z", "X")
 
-    def __init__(self, train_x, num_data, latent_dims=(5, 2), train_labels=None, num_inducing=50, noise=0.1):
+    def __init__(self, train_x, num_data, latent_dims=(5, 2), train_labels=None, num_inducing=50, noise=0.1, fit_steps=300):
         super().__init__()
         _check_positive_int("num_inducing", num_inducing)
+        _check_positive_int("fit_steps", fit_steps)
+        self.fit_steps = fit_steps
         latent_dims = tuple(latent_dims)
         if len(latent_dims) != 2 or any(isinstance(q, bool) or not isinstance(q, int) or q < 1 for q in latent_dims):
             raise ValueError(f"dgp_lvm's latent_dims are (Q_X, Q_Z), two positive integers, got {latent_dims!r}")
@@ -346,18 +354,17 @@ class DeepGPLVM(_InducingLayers):
             f_bottom = self.layers[0].sample(h, bottom_v)
             pyro.sample("x", dist.Normal(f_bottom, self.noise[0].sqrt()).to_event(1), obs=x)
 
-    def evaluate(self, guide, data, seed=0, steps=300):
-        """Test ELBO per row with q(X), q(Z) of the test rows fitted (``steps`` of Adam) and q(U) at
+    def evaluate(self, guide, data, seed=0):
+        """Test ELBO per row with q(X), q(Z) of the test rows fitted (``fit_steps`` of Adam) and q(U) at
         its mean, and the accuracy of a linear probe from E_q[Z] of the training rows to the test rows'."""
         with torch.random.fork_rng(devices=[data.x.device] if data.x.is_cuda else []):
             pyro.set_rng_seed(seed)
             global_values = guide.global_means()
-            local_guide = fit_local_factors(self, guide.local_guide(len(data)), data.x, global_values, steps)
+            conditioned = pyro.poutine.condition(self.model, data=global_values)
+            local_guide = fit_local_factors(self, guide.local_guide(len(data)), data.x, global_values, self.fit_steps)
             with torch.no_grad():
-                elbo = -pyro.infer.Trace_ELBO(num_particles=10, vectorize_particles=True).loss(
-                    pyro.poutine.condition(self.model, data=global_values), local_guide, data.x
-                )
-        result = {"test_bound": elbo / len(data)}
+                bound = -float(elbo(10)(conditioned, local_guide, x=data.x))
+        result = {"test_bound": bound / len(data)}
         if self.train_labels is not None and data.y is not None:
             train_z, test_z = guide.local_means()["Z"].detach(), local_guide.local_means()["Z"].detach()
             accuracy = linear_probe_accuracy(train_z, self.train_labels, test_z, data.y, int(data.num_classes))

@@ -171,7 +171,7 @@ def test_dgp_lvm_sites_training_step_and_held_out_evaluation():
     g = torch.Generator().manual_seed(0)
     labels = torch.arange(60) % 3
     x = torch.randn(3, 8, generator=g)[labels] + 0.3 * torch.randn(60, 8, generator=g)
-    model = DeepGPLVM(x[:40], 40, latent_dims=(3, 2), train_labels=labels[:40], num_inducing=10)
+    model = DeepGPLVM(x[:40], 40, latent_dims=(3, 2), train_labels=labels[:40], num_inducing=10, fit_steps=5)
     guide = InducingGuide(model)
     index = torch.arange(5, 15)
     trace = poutine.trace(poutine.replay(model.model, poutine.trace(guide).get_trace(x[index], index=index))).get_trace(
@@ -186,7 +186,7 @@ def test_dgp_lvm_sites_training_step_and_held_out_evaluation():
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-    result = model.evaluate(guide, Dataset("toy", "test", x[40:], labels[40:], num_classes=3), steps=5)
+    result = model.evaluate(guide, Dataset("toy", "test", x[40:], labels[40:], num_classes=3))
     assert math.isfinite(result["test_bound"]) and 0 <= result["linear_probe_accuracy"] <= 1
 
 

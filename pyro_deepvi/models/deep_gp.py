@@ -20,8 +20,7 @@ components, for inner layers and zero for the last, and::
 
     y_n ~ N(f_H(h_{H−1,n}), σ²)
 
-so the bound is Σ_n E_q[log p(y_n | f_{H,n})] − Σ_l KL(q(V_l) ‖ p(V_l)), the paper's
-eq. (11), on minibatches scaled by N / B in the data plate. H = 1 is the sparse
+so the bound is the paper's Σ_n E_q[log p(y_n | f_{H,n})] − Σ_l KL(q(V_l) ‖ p(V_l)), on minibatches scaled by N / B in the data plate. H = 1 is the sparse
 variational GP (Hensman et al. 2013). Inputs and targets are standardized with the
 training split's mean and standard deviation (kept as buffers); the likelihood, and
 so every metric, is in the original units of y. Predictions average the last layer's
@@ -33,6 +32,10 @@ in Q_X dims and Y = f_1(X) + noise, zero mean functions, per-point Gaussian q(X)
 E_q[log p(Y | X)] + E_q[log p(X | Z)] − E_q[log q(X)] − KL(q(Z) ‖ p(Z)) − KL(q(U) ‖ p(U)),
 is the paper's g_Y + r_X + H(q(X)) − KL(q(Z) ‖ p(Z)) with q(U) kept explicit instead of
 collapsed, estimated by sampling.
+
+Both set ``amortized = False``: the report (``eval.json``) and validation are the model's
+own ``evaluate`` — test log-likelihood and RMSE for ``dgp``; for ``dgp_lvm`` the bound of
+test rows whose q(X), q(Z) are fitted with the GPs fixed, and a linear probe of E_q[Z].
 """
 
 from collections import OrderedDict
@@ -205,7 +208,7 @@ class DeepGP(_InducingLayers):
     """
 
     train_defaults = dict(
-        data="boston", epochs=3000, batch_size=1000, lr=0.01, latent_dims=(13,), eval_every=1000, progress=False
+        data="boston", epochs=2000, batch_size=1000, lr=0.01, latent_dims=(13,), eval_every=1000, progress=False
     )
 
     def __init__(self, train_x, train_y, num_data, widths=(), num_inducing=100, noise=0.1, inner_init_scale=0.01):
@@ -313,8 +316,7 @@ class DeepGPLVM(_InducingLayers):
     :param int fit_steps: Adam steps of :meth:`evaluate`'s fit of the held-out rows' q(X), q(Z).
     """
 
-    train_defaults = dict(data="digits", epochs=300, batch_size=300, lr=0.01, latent_dims=(5, 2), eval_every=0)
-    local_sites = ("Z", "X")
+    train_defaults = dict(data="digits", epochs=200, batch_size=300, lr=0.01, latent_dims=(5, 2), eval_every=0)
 
     def __init__(self, train_x, num_data, latent_dims=(5, 2), train_labels=None, num_inducing=50, noise=0.1, fit_steps=300):
         super().__init__()

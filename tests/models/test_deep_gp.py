@@ -195,7 +195,7 @@ def test_two_layer_dgp_beats_the_sparse_gp_on_the_step_function(tmp_path):
     results = {}
     for name, widths in (("sgp", ()), ("dgp2", (1,))):
         config = TrainConfig(
-            model="dgp", data="step", latent_dims=widths, epochs=1500, batch_size=1000, lr=0.01, eval_every=0,
+            model="dgp", data="step", latent_dims=widths, epochs=1000, batch_size=1000, lr=0.01, eval_every=0,
             progress=False, model_args={"num_inducing": 50}, out=str(tmp_path / name),
         )
         results[name] = Trainer(config).fit().evaluate()

@@ -87,6 +87,11 @@ def mean_se(values):
     return mean, math.sqrt(var / len(values))
 
 
+def cell(mean_and_se, digits):
+    mean, se = mean_and_se
+    return f"{mean:.{digits}f}" if math.isnan(se) else f"{mean:.{digits}f} ± {se:.{digits}f}"
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__.split("Usage::")[-1],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -125,7 +130,7 @@ def main():
         ll = mean_se([r["test_log_predictive"] for r in rows])
         rmse = mean_se([r["test_rmse"] for r in rows])
         paper = PAPER.get((data, model))
-        lines.append(f"| {data} | {model} | {ll[0]:.2f} ± {ll[1]:.2f} | {rmse[0]:.3f} ± {rmse[1]:.3f} | "
+        lines.append(f"| {data} | {model} | {cell(ll, 2)} | {cell(rmse, 3)} | "
                      f"{'—' if paper is None else f'≈ {paper}'} |")
     table = "\n".join(lines)
     print("\n" + table)

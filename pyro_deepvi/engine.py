@@ -508,7 +508,8 @@ def _format_record(record):
 
 @module_local_params()
 def restore(run_dir, device="auto"):
-    """Rebuild a run's components from ``config.json`` and ``checkpoint.pt`` alone, without its training data."""
+    """Rebuild a run's components from ``config.json`` and ``checkpoint.pt`` alone, without its training data
+    (except for a model that sets ``reads_training_data``: its ``from_data`` uses the values, not only the shape)."""
     run_dir = Path(run_dir)
     for name in (CONFIG, CHECKPOINT):
         if not (run_dir / name).exists():
@@ -519,8 +520,11 @@ def restore(run_dir, device="auto"):
         raise ValueError(f"{run_dir / CONFIG} is not a readable run config: {e}") from None
     device = resolve_device(device if device != "auto" else config.device)
     checkpoint = load_checkpoint(run_dir / CHECKPOINT, device)
-    # Checkpoints record the training data's description; older ones need the data itself.
-    train_data = (stand_in(checkpoint["data"]) if "data" in checkpoint else config.load_data("train")).to(device)
+    # Checkpoints record the training data's description, which sizes a model. Older checkpoints, and models
+    # whose from_data reads the data's values (``reads_training_data``, e.g. deep GPs' inducing inputs), need the data.
+    reads_values = getattr(MODELS.get(config.model), "reads_training_data", False)
+    use_spec = "data" in checkpoint and not reads_values
+    train_data = (stand_in(checkpoint["data"]) if use_spec else config.load_data("train")).to(device)
     components = build(config, train_data).to(device)
     _create_lazy_parameters(components, train_data, config.batch_size)
     load_components(components, checkpoint, run_dir / CHECKPOINT)

@@ -44,7 +44,7 @@ import pyro
 import pyro.distributions as dist
 import torch
 from pyro.contrib.gp.kernels import RBF
-from pyro.nn import PyroModule, PyroParam
+from pyro.nn import PyroModule, PyroParam, pyro_method
 from torch import nn
 from torch.distributions import constraints
 
@@ -174,6 +174,7 @@ class _InducingLayers(PyroModule):
     max_plate_nesting = 1
     default_guide = "inducing"
     amortized = False
+    reads_training_data = True  # from_data standardizes, places inducing inputs and runs PCA on the data
 
     def _set_layers(self, layers, init_scales):
         self.layers = nn.ModuleList(layers)
@@ -250,6 +251,7 @@ class DeepGP(_InducingLayers):
         loc, var = self.layers[-1](h, values[-1])
         return loc.squeeze(-1), var
 
+    @pyro_method
     def model(self, x, y=None, index=None):
         self._check(x, y)
         loc, var = self.last_layer(x, self.sample_inducing(x))
@@ -346,6 +348,7 @@ class DeepGPLVM(_InducingLayers):
         h = (x - x.mean(0)) @ principal_projection(x, dim)
         return h / h.std(0).clamp(min=1e-6)
 
+    @pyro_method
     def model(self, x, y=None, index=None):
         check_batch(x, self.data_shape, "dgp_lvm")
         bottom_v, top_v = self.sample_inducing(x)

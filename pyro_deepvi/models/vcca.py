@@ -19,8 +19,8 @@ noise)::
                   − KL(q(z|x) ‖ p(z)) − KL(q(h_x|x) ‖ p(h_x)) − KL(q(h_y|y) ‖ p(h_y))
 
 Every prior is N(0, I); each likelihood is an isotropic Gaussian with a learned
-σ per view (``likelihood="gaussian"``, for grey values) or a Bernoulli (binary
-views), its mean an MLP of [z, h]. With linear decoders the model is linear
+σ per view (``likelihood="gaussian"``), a continuous Bernoulli (grey values) or
+a Bernoulli (binary views), its mean an MLP of [z, h]. With linear decoders the model is linear
 Gaussian and :meth:`VCCA.exact_log_likelihood` gives log p(x, y) exactly.
 :class:`~pyro_deepvi.guides.multiview.MultiViewGuide` (``"multiview"``, the
 default) infers each site from the view in ``latent_sources``, with the
@@ -63,7 +63,8 @@ class VCCA(PyroModule):
     :param latent_dims: ``(K,)``, the width of the shared z.
     :param hidden_dims: hidden widths of each view's decoder (empty: linear).
     :param int private_dim: width of each private latent h_x, h_y (0: none, plain VCCA).
-    :param str likelihood: ``"gaussian"`` or ``"bernoulli"``, for both views.
+    :param str likelihood: for both views: ``"gaussian"`` (the default, any values),
+        ``"continuous_bernoulli"`` (grey values in [0, 1]) or ``"bernoulli"`` (binary views).
     :param float dropout: dropout probability on the guide's encoders (the paper's option).
     :param float obs_scale: the initial σ of each Gaussian view. σ is learned, but Adam moves
         log σ by about the learning rate a step: started at 1, far above the pixels' spread,

@@ -47,7 +47,7 @@ from tqdm import tqdm
 
 from .data import load
 from .data.arrays import ARRAYS, splits_from_arrays
-from .data.checks import check_compatible
+from .data.checks import check_compatible, check_views
 from .data.spec import data_spec, stand_in
 from .evaluation import evaluate_run, log_likelihood
 from .objectives.schedules import parse_weight
@@ -228,6 +228,7 @@ def build(config, train_data):
         train_data, latent_dims=config.latent_dims, hidden_dims=config.hidden_dims, **config.model_args
     )
     check_compatible(train_data.support, model.support, config.model, data_name=config.data)
+    check_views(train_data.views, model.model, config.model, config.data)
     guide = GUIDES.get(config.guide)(model, hidden_dims=config.guide_hidden_dims)
     objective = OBJECTIVES.get(config.objective)(particles=config.particles)
     for name, weight in config.terms.items():

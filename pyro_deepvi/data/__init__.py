@@ -7,7 +7,7 @@ Nothing is cached on disk.
 """
 
 from ..registry import DATASETS
-from . import digits, mnist, mnist_files, regression, reuters, shapes  # noqa: F401 (registers the data sets)
+from . import digits, mnist, mnist_files, regression, reuters, shapes, two_view  # noqa: F401 (registers the data sets)
 from .arrays import load_npz
 from .checks import SUPPORTS, check_compatible, check_values
 from .dataset import SPLITS, Dataset

@@ -1,5 +1,7 @@
 """Checks that data values fit a support, and that a model can score them."""
 
+import inspect
+
 import torch
 
 SUPPORTS = ("binary", "unit_interval", "real", "count")
@@ -81,4 +83,21 @@ def check_compatible(data_support, model_support, model_name, data_name=None):
         raise ValueError(
             f"model {model_name!r} has a {model_support!r} likelihood but {data} "
             f"gives {data_support!r} values; it accepts: {', '.join(_ACCEPTS[model_support])}"
+        )
+
+
+def check_views(view_names, model_fn, model_name, data_name):
+    """
+    Raises a :class:`ValueError` unless ``model_fn`` (a model's ``model``
+    method) names in its signature every further view ``view_names`` of the
+    data set, which :meth:`~pyro_deepvi.data.Dataset.batch` hands it by keyword.
+    """
+    parameters = inspect.signature(model_fn).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return
+    missing = [name for name in view_names if name not in parameters]
+    if missing:
+        raise ValueError(
+            f"data set {data_name} has the further view(s) {', '.join(missing)}, which model "
+            f"{model_name!r} does not take; use a multi-view model (e.g. vcca) or a single-view data set"
         )

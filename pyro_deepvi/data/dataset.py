@@ -1,14 +1,16 @@
 """The :class:`Dataset` container and the seeded split shared by embedded data sets."""
 
 import dataclasses
-from dataclasses import dataclass
-from typing import Optional
+from dataclasses import dataclass, field
+from typing import Dict, Optional
 
 import torch
 
 from .checks import SUPPORTS, check_values
 
 SPLITS = ("train", "valid", "test")
+#: Keywords of every batch, which a further view cannot take as its name.
+BATCH_KEYS = ("x", "y", "index")
 BINARIZE = ("none", "dynamic")
 
 #: Seed of the permutation that splits an embedded data set.
@@ -22,6 +24,15 @@ class Dataset:
     """
     One split of a data set, held as tensors.
 
+    Views and labels: :meth:`batch` hands a model its keyword arguments,
+    ``x`` (the first view), ``index``, ``y`` where there are labels, and
+    each further view under its name in ``views`` (``two_view_mnist`` names
+    its second view ``x2``). A multi-view model names the views it uses in
+    its signature, ``model(x, x2, y=None, index=None)``; a guide that encodes
+    ``x`` alone (the generic amortized ones) takes ``**views`` and ignores
+    them, so one guide serves single- and multi-view data. A model that
+    names no further view refuses data that has one (``build`` says so).
+
     :param str name: the data set's registered name.
     :param str split: ``"train"``, ``"valid"`` or ``"test"``.
     :param torch.Tensor x: floating-point values of shape ``[N, *event_shape]``.
@@ -32,6 +43,9 @@ class Dataset:
         every minibatch draws ``torch.bernoulli(x)``; ``"none"`` to use ``x``
         as is.
     :param int num_classes: the number of label classes, if ``y`` holds labels.
+    :param dict views: further views of the same data points, name ->
+        floating-point tensor ``[N, ...]`` with the values of ``support``
+        (binarized with ``x`` when ``binarize == "dynamic"``).
     """
 
     name: str
@@ -41,6 +55,7 @@ class Dataset:
     support: str = "real"
     binarize: str = "none"
     num_classes: Optional[int] = None
+    views: Dict[str, torch.Tensor] = field(default_factory=dict)
 
     def __post_init__(self):
         where = f"{self.name}/{self.split}"
@@ -71,6 +86,24 @@ class Dataset:
             check_values(x, self.support, f"{where}: x")
         if self.y is not None:
             self._check_y(where)
+        for name, view in self.views.items():
+            self._check_view(where, name, view)
+
+    def _check_view(self, where, name, view):
+        if name in BATCH_KEYS or not name.isidentifier():
+            raise ValueError(
+                f"{where}: a view's name must be a Python identifier other than "
+                f"{', '.join(BATCH_KEYS)}, found {name!r}"
+            )
+        if not isinstance(view, torch.Tensor) or not view.is_floating_point():
+            found = view.dtype if isinstance(view, torch.Tensor) else type(view).__name__
+            raise ValueError(f"{where}: view {name!r} must be a floating-point tensor, found {found}")
+        if view.dim() < 2 or view.shape[0] != len(self):
+            raise ValueError(
+                f"{where}: view {name!r} must have shape [{len(self)}, ...] like x, found {tuple(view.shape)}"
+            )
+        support = "unit_interval" if self.binarize == "dynamic" else self.support
+        check_values(view, support, f"{where}: view {name!r}")
 
     def _check_y(self, where):
         y = self.y
@@ -99,21 +132,29 @@ class Dataset:
     def batch(self, index):
         """
         Returns the rows ``index`` as ``{"x": ..., "index": index}``, plus
-        ``"y"`` when there are labels; ``x`` is freshly binarized when
-        ``binarize == "dynamic"``.
+        ``"y"`` when there are labels and each further view under its name;
+        ``x`` and the views are freshly binarized when ``binarize == "dynamic"``.
         """
-        x = self.x[index]
+        batch = {"x": self.x[index], "index": index}
+        batch.update((name, view[index]) for name, view in self.views.items())
         if self.binarize == "dynamic":
-            x = torch.bernoulli(x)
-        batch = {"x": x, "index": index}
+            for name in ("x", *self.views):
+                batch[name] = torch.bernoulli(batch[name])
         if self.y is not None:
             batch["y"] = self.y[index]
         return batch
 
+    def rows(self, index):
+        """Returns the data set of the rows ``index`` (of ``x``, ``y`` and every view)."""
+        y = None if self.y is None else self.y[index]
+        views = {name: view[index] for name, view in self.views.items()}
+        return dataclasses.replace(self, x=self.x[index], y=y, views=views)
+
     def to(self, device):
-        """Returns a copy whose ``x`` and ``y`` live on ``device``."""
+        """Returns a copy whose ``x``, ``y`` and views live on ``device``."""
         y = None if self.y is None else self.y.to(device)
-        return dataclasses.replace(self, x=self.x.to(device), y=y)
+        views = {name: view.to(device) for name, view in self.views.items()}
+        return dataclasses.replace(self, x=self.x.to(device), y=y, views=views)
 
 
 def split_index(sizes, split):

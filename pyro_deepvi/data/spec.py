@@ -1,7 +1,7 @@
 """What a model's ``from_data`` reads from its training set, kept so that a run loads without it.
 
 A checkpoint records :func:`data_spec` of the training split (shape, N, support,
-classes, the shape of ``y``); :func:`stand_in` turns it back into a
+classes, the shape of ``y`` and of each further view); :func:`stand_in` turns it back into a
 :class:`Dataset` of zeros with the same description (an expanded tensor: no
 memory), which sizes the model and creates its lazy parameters exactly as the
 real data would.
@@ -23,6 +23,7 @@ def data_spec(data):
         "num_classes": data.num_classes,
         "y_shape": None if y is None else list(y.shape[1:]),
         "y_is_float": None if y is None else y.is_floating_point(),
+        "views": {name: list(view.shape[1:]) for name, view in data.views.items()},
     }
 
 
@@ -34,4 +35,5 @@ def stand_in(spec):
     if spec["y_shape"] is not None:
         dtype = torch.get_default_dtype() if spec["y_is_float"] else torch.long
         y = torch.zeros((), dtype=dtype).expand(spec["num_data"], *spec["y_shape"])
-    return Dataset(spec["name"], "train", x, y, spec["support"], num_classes=spec["num_classes"])
+    views = {name: torch.zeros(()).expand(spec["num_data"], *shape) for name, shape in spec.get("views", {}).items()}
+    return Dataset(spec["name"], "train", x, y, spec["support"], num_classes=spec["num_classes"], views=views)

@@ -5,7 +5,6 @@ Hoffman & Johnson's, on the training split the encoder was fit to (its first
 ``SURGERY_POINTS`` points, since it scores every pair).
 """
 
-import dataclasses
 import math
 from pathlib import Path
 
@@ -29,7 +28,7 @@ def _first(data, n):
     """The first ``n`` points of a data set (all of them when it has fewer)."""
     if len(data) <= n:
         return data
-    return dataclasses.replace(data, x=data.x[:n], y=None if data.y is None else data.y[:n])
+    return data.rows(slice(0, n))
 
 
 def evaluate_run(run_dir, components, config, num_particles=None, seed=0, progress=False):

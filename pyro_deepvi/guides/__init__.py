@@ -1,6 +1,6 @@
 """Swappable guides, registered by name in ``GUIDES``; any guide whose sites match a model fits it."""
 
-from . import autoregressive, flows, gaussian, inducing, local
+from . import autoregressive, flows, gaussian, inducing, local, multiview
 from .amortized import AmortizedGuide, Encoder
 from .flows import IAFGuide
 from .gaussian import AmortizedGaussianGuide

@@ -76,7 +76,8 @@ class AmortizedGuide(PyroModule):
         """The distribution q(h_name | x) given the encoder's features."""
         raise NotImplementedError
 
-    def forward(self, x, y=None, index=None):
+    def forward(self, x, y=None, index=None, **views):
+        """Encodes ``x``; further views of multi-view data (``Dataset.views``) are not encoded."""
         features = self.encoder(x)
         with data_plate(self.num_data, x, index):
             for name in self.latent_shapes:

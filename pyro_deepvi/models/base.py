@@ -48,7 +48,16 @@ class Gaussian:
         return dist.Normal(loc, log_scale.exp().expand(loc.shape)).to_event(1)
 
 
-LIKELIHOODS = {"bernoulli": Bernoulli, "gaussian": Gaussian}
+class ContinuousBernoulli:
+    """x ~ CB(σ(T_0(h))) per pixel (Loaiza-Ganem & Cunningham 2019): a normalized density for grey values in [0, 1]."""
+
+    support = "unit_interval"
+
+    def __call__(self, logits, log_scale):
+        return dist.ContinuousBernoulli(logits=logits).to_event(1)
+
+
+LIKELIHOODS = {"bernoulli": Bernoulli, "gaussian": Gaussian, "continuous_bernoulli": ContinuousBernoulli}
 
 
 def make_likelihood(name):

@@ -42,7 +42,7 @@ import pyro.distributions as dist
 import torch
 from pyro import poutine
 from pyro.poutine.util import prune_subsample_sites
-from pyro.nn import PyroModule
+from pyro.nn import PyroModule, pyro_method
 from torch import nn
 
 from ..data import load
@@ -132,6 +132,7 @@ class VCCA(PyroModule):
     def _standard_normal(self, like, dim):
         return dist.Normal(like.new_zeros(dim), like.new_ones(dim)).to_event(1)
 
+    @pyro_method
     def model(self, x, x2=None, y=None, index=None):
         check_batch(x, self.data_shape, self._name())
         if x2 is None:

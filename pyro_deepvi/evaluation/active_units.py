@@ -9,8 +9,10 @@ that well under the threshold (an inactive unit has Var_q(u) ≈ 1).
 In a guide whose sites depend on other sites' draws (``dependent_sites``: the
 ``chain`` and ``ladder`` guides), a site's distribution is q(u | other draws, x)
 and its ``mean`` is a conditional mean; E_q[u | x] is then the average of those
-means over ``num_samples`` draws of the whole guide (Rao-Blackwellized), taken
-in chunks of ``CHUNK`` draws.
+means over at most ``DEPENDENT_DRAWS`` draws of the whole guide (Rao-Blackwellized),
+taken in chunks of ``CHUNK`` draws. Their Monte Carlo error adds at most
+Var(conditional mean) / 200 ≤ 0.005 to a unit whose conditional mean varies
+like a unit Gaussian, half the threshold.
 """
 
 import pyro
@@ -22,13 +24,13 @@ from ..importance import PARTICLES
 from .batches import seeded_batches
 
 
-#: Draws per pass when a dependent guide's conditional means are averaged.
-CHUNK = 100
+#: Draws averaged, and draws per pass, when a dependent guide's conditional means are averaged.
+DEPENDENT_DRAWS, CHUNK = 200, 100
 
 
 def _conditional_means(guide, batch, num_samples, nesting):
     """E_q[u] per site of a guide with dependent sites: the average of E_q[u | other draws] over draws."""
-    totals = {}
+    totals, num_samples = {}, min(num_samples, DEPENDENT_DRAWS)
     for done in range(0, num_samples, CHUNK):
         particles = pyro.plate(PARTICLES, min(CHUNK, num_samples - done), dim=-(nesting + 1))
         trace = prune_subsample_sites(poutine.trace(particles(guide)).get_trace(**batch))

@@ -118,7 +118,7 @@ def test_active_units_average_the_conditional_means_of_a_chain():
     with torch.no_grad():
         for p in guide.parameters():
             p.zero_()
-        guide.heads["h1"].bias.copy_(torch.tensor([0.0, 1.0]))  # q(h1 | x) = N(0, softplus(1)² ≈ 1.7): not x-driven
+        guide.heads["h1"].bias.copy_(torch.tensor([0.0, 0.0]))  # q(h1 | x) = N(0, softplus(0)² ≈ 0.48): not x-driven
         guide.heads["h2"].weight[0, 0] = 1.0  # E[h2 | h1] = h1: varies with the draw only
     data = Dataset("toy", "test", torch.randn(200, 4), support="real")
     counts = active_units(guide, data, num_samples=1000)

@@ -14,7 +14,7 @@ from ..run_dir import EVAL, keep_earlier_eval, read_metrics, write_json_atomic
 from .active_units import active_units, posterior_means_by_site
 from .disentanglement import mutual_information_gap
 from .linear_probe import linear_probe_accuracy
-from .rate_distortion import rate_and_distortion
+from .rate_distortion import rate_and_distortion, rate_by_site
 from .log_likelihood import bounds
 from .plots import observation_mean, save_curves, save_image_grid
 from .surgery import elbo_surgery
@@ -32,7 +32,7 @@ def _first(data, n):
 
 
 def evaluate_run(run_dir, components, config, num_particles=None, seed=0, progress=False):
-    """Test ELBO, IWAE-k log-likelihood, active units and ELBO surgery of a run; writes ``eval.json``.
+    """Test ELBO, IWAE-k log-likelihood, rate (also per latent site), active units and ELBO surgery; writes ``eval.json``.
 
     With class labels it adds the accuracy of a linear probe on the posterior
     means; with ground-truth factors (an integer ``y`` of one column per factor)
@@ -79,6 +79,7 @@ def evaluate_run(run_dir, components, config, num_particles=None, seed=0, progre
         "test_log_likelihood_stderr": float(log_lik.std() / len(test) ** 0.5),
         "num_particles": num_particles,
         **rate_and_distortion(model, guide, test, seed=seed),
+        "test_rate_by_site": rate_by_site(model, guide, test, seed=seed),
         **_description_length(float(elbo.mean())),
         "active_units": active_units(guide, test, seed=seed),
         "elbo_surgery": _surgery(model, guide, train_subset, seed),

@@ -44,10 +44,12 @@ class Encoder(nn.Module):
 
     An MLP with a final activation; with no hidden layers the features are x
     itself, so every head is linear in x (exact for linear-Gaussian models).
+    Dimensions to the left of ``data_shape`` (data points, particles) are kept.
     """
 
     def __init__(self, data_shape, hidden_dims):
         super().__init__()
+        self.event_dims = len(data_shape)
         if hidden_dims:
             self.net = nn.Sequential(MLP(flat_dim(data_shape), hidden_dims[:-1], hidden_dims[-1]), nn.Tanh())
             self.out_dim = hidden_dims[-1]
@@ -56,7 +58,7 @@ class Encoder(nn.Module):
             self.out_dim = flat_dim(data_shape)
 
     def forward(self, x):
-        return self.net(x.reshape(x.shape[0], -1))
+        return self.net(x.reshape(x.shape[: x.dim() - self.event_dims] + (-1,)))
 
 
 class AmortizedGuide(PyroModule):

@@ -11,6 +11,10 @@ one shared encoder of x and one head per latent site of the model (its
 - ``rank_one``: C⁻¹ = D + uuᵀ (:class:`~pyro_deepvi.distributions.RankOnePrecisionNormal`,
   O(k) per sample);
 - ``full``: C = LLᵀ with L lower triangular (Cholesky).
+
+Their q(h_L | x) of the top layer is closed-form (:meth:`AmortizedGaussianGuide.top_posterior`),
+so they can be the components of a model's VampPrior (:mod:`~pyro_deepvi.models.vamp`),
+which they bind on construction.
 """
 
 import pyro.distributions as dist
@@ -33,17 +37,26 @@ class AmortizedGaussianGuide(AmortizedGuide):
     :param model: a model with ``latent_shapes``, ``data_shape`` and ``num_data``.
     :param hidden_dims: widths of the encoder's hidden layers.
     :param str covariance: ``"diag"``, ``"rank_one"`` or ``"full"``.
+    :param dict feature_dims: site -> width of the features its head reads (default: the encoder's, for every site).
     """
 
-    def __init__(self, model, hidden_dims=(200, 200), covariance="diag"):
+    def __init__(self, model, hidden_dims=(200, 200), covariance="diag", feature_dims=None):
         if covariance not in ("diag", "rank_one", "full"):
             raise ValueError(f"covariance must be 'diag', 'rank_one' or 'full', got {covariance!r}")
         super().__init__(model, hidden_dims)
         self.covariance = covariance
+        feature_dims = feature_dims or {}
         self.heads = nn.ModuleDict(
-            (name, nn.Linear(self.encoder.out_dim, _num_params(covariance, shape[0])))
+            (name, nn.Linear(feature_dims.get(name, self.encoder.out_dim), _num_params(covariance, shape[0])))
             for name, shape in self.latent_shapes.items()
         )
+        if getattr(model, "vamp", None) is not None:
+            model.vamp.bind(self.top_posterior)
+
+    def top_posterior(self, x):
+        """q(h_L | x) of the model's top site (the first of its ``latent_shapes``)."""
+        top = next(iter(self.latent_shapes))
+        return self.posterior(top, self.encoder(x))
 
     def posterior(self, name, features):
         k = self.latent_shapes[name][0]

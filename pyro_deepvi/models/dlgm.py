@@ -32,7 +32,13 @@ is then measured against r_ψ, which the paper fits to approach the aggregate
 posterior q(h_L). The mixture (``pyro.distributions.MixtureSameFamily``) has
 ``log_prob`` and ``sample`` but no ``rsample``: objectives and guides only need
 its log-density; prior samples (``sample``, the MMD term's draws) are not
-reparameterized, so the MMD term gives r_ψ no gradient.
+reparameterized, so the MMD term gives r_ψ no gradient. With ``prior="vamp"``
+it is the VampPrior (Tomczak & Welling 2018), the mixture of the guide's
+posteriors at ``prior_components`` learned pseudo-inputs
+(:mod:`~pyro_deepvi.models.vamp`, which says how it gets the guide's encoder).
+
+With linear links and decoder, a Gaussian π and the N(0, I) prior, x is
+Gaussian for every L, and :meth:`DLGM.exact_log_likelihood` gives its exact log p(x).
 
 Sites: ``h{L}``, ..., ``h1`` (latent, in this order), ``x`` (observed),
 ``theta_g`` (factor, only with ``kappa``).
@@ -50,6 +56,7 @@ from torch import nn
 from ..nn import MLP
 from ..registry import MODELS
 from .base import check_batch, data_plate, flat_dim, make_likelihood
+from .vamp import VampPrior
 
 
 @MODELS.register("dlgm", "deep latent Gaussian model (Rezende et al. 2014): L Gaussian layers, MLP links")
@@ -63,11 +70,11 @@ class DLGM(PyroModule):
     :param str likelihood: ``"bernoulli"`` or ``"gaussian"``.
     :param float kappa: variance κ of the weight prior θ^g ~ N(0, κI); ``None`` for none.
     :param str prior: prior of the top layer h_L: ``"normal"`` (N(0, I)) or ``"mog"``
-        (a learned mixture of ``prior_components`` diagonal Gaussians).
-    :param int prior_components: K of the ``"mog"`` prior.
+        (a learned mixture of ``prior_components`` diagonal Gaussians) or ``"vamp"`` (the VampPrior).
+    :param int prior_components: K of the ``"mog"`` and ``"vamp"`` priors.
     """
 
-    PRIORS = ("normal", "mog")
+    PRIORS = ("normal", "mog", "vamp")
 
     max_plate_nesting = 1
     default_guide = "diag"
@@ -119,6 +126,7 @@ class DLGM(PyroModule):
             self.prior_logits = nn.Parameter(torch.zeros(prior_components))
             self.prior_locs = nn.Parameter(torch.randn(prior_components, top))
             self.prior_log_scales = nn.Parameter(torch.zeros(prior_components, top))
+        self.vamp = VampPrior(self.data_shape, prior_components) if prior == "vamp" else None
         # log σ of the Gaussian likelihood; a Bernoulli one has no extra parameter.
         self.obs_log_scale = nn.Parameter(torch.zeros(())) if self.support == "real" else None
 
@@ -128,10 +136,12 @@ class DLGM(PyroModule):
         return raw.tril(-1) + torch.diag_embed(nn.functional.softplus(raw.diagonal()) + 1e-4)
 
     def top_prior(self, like):
-        """The prior of h_L: N(0, I), or the learned mixture r_ψ (on ``like``'s device and dtype)."""
+        """The prior of h_L: N(0, I), the learned mixture r_ψ or the VampPrior (on ``like``'s device and dtype)."""
         top = self.latent_dims[-1]
         if self.prior == "normal":
             return dist.Normal(like.new_zeros(top), like.new_ones(top)).to_event(1)
+        if self.prior == "vamp":
+            return self.vamp()
         components = dist.Normal(self.prior_locs, self.prior_log_scales.exp()).to_event(1)
         return dist.MixtureSameFamily(dist.Categorical(logits=self.prior_logits), components)
 
@@ -156,12 +166,26 @@ class DLGM(PyroModule):
             return pyro.sample("x", self.likelihood(self.decoder(h), self.obs_log_scale), obs=x)
 
     def exact_log_likelihood(self, x):
-        """log p(x) of the linear-Gaussian case (PPCA): log N(x; b, WWᵀ + σ²I)."""
-        if len(self.latent_dims) != 1 or len(self.decoder) != 1 or self.support != "real":
-            raise ValueError("exact_log_likelihood needs L = 1, a linear T_0 and a Gaussian likelihood (PPCA)")
-        W, b = self.decoder[0].weight, self.decoder[0].bias
-        cov = W @ W.T + self.obs_log_scale.exp().pow(2) * torch.eye(W.shape[0], dtype=W.dtype, device=W.device)
-        return dist.MultivariateNormal(b, covariance_matrix=cov).log_prob(x.reshape(x.shape[0], -1))
+        """log p(x) of the linear-Gaussian case: log N(x; m_0, Σ_0) with, from m_L = 0, Σ_L = I downwards,
+
+        m_l = A_l m_{l+1} + a_l,  Σ_l = A_l Σ_{l+1} A_lᵀ + G_l G_lᵀ,  m_0 = W m_1 + b,  Σ_0 = W Σ_1 Wᵀ + σ²I
+
+        (T_l(h) = A_l h + a_l, T_0(h) = W h + b); for L = 1 it is PPCA's log N(x; b, WWᵀ + σ²I).
+        """
+        linear = len(self.decoder) == 1 and all(len(link) == 1 for link in self.links)
+        if not linear or self.support != "real" or self.prior != "normal":
+            raise ValueError(
+                "exact_log_likelihood needs linear T_l (hidden_dims=()), a Gaussian likelihood and the normal prior"
+            )
+        W = self.decoder[0].weight
+        mean = W.new_zeros(self.latent_dims[-1])
+        cov = torch.eye(self.latent_dims[-1], dtype=W.dtype, device=W.device)
+        for l in range(len(self.latent_dims) - 1, 0, -1):
+            A, a, G = self.links[l - 1][0].weight, self.links[l - 1][0].bias, self._noise_tril(l)
+            mean, cov = A @ mean + a, A @ cov @ A.T + G @ G.T
+        mean, cov = W @ mean + self.decoder[0].bias, W @ cov @ W.T
+        cov = cov + self.obs_log_scale.exp().pow(2) * torch.eye(W.shape[0], dtype=W.dtype, device=W.device)
+        return dist.MultivariateNormal(mean, covariance_matrix=cov).log_prob(x.reshape(x.shape[0], -1))
 
     def exact_posterior(self, x):
         """q*(h|x) = N(M⁻¹Wᵀ(x − b), σ²M⁻¹), M = WᵀW + σ²I: the PPCA posterior."""

@@ -218,7 +218,7 @@ def test_mog_prior_works_with_the_mmd_term_without_rsample():
 
 
 def test_rejects_a_bad_prior():
-    with pytest.raises(ValueError, match=r"prior must be one of 'normal', 'mog', got 'laplace'"):
+    with pytest.raises(ValueError, match=r"prior must be one of 'normal', 'mog', 'vamp', got 'laplace'"):
         DLGM((6,), num_data=10, prior="laplace")
     with pytest.raises(ValueError, match="prior_components"):
         DLGM((6,), num_data=10, prior="mog", prior_components=0)

@@ -1,0 +1,110 @@
+"""Hierarchies on mnist5k: one generative model, factorized, bottom-up and ladder guides; IWAE; the LVAE.
+
+Each row is a spec in ``ROWS`` (a label, the ``TrainConfig`` fields it sets over
+``BASE``, the paper's figure and where it comes from); a row for another model
+or guide is one more entry. The rows here:
+
+=================  ===========================================================================
+``diag``           the 2-layer ladder-VAE generative model, factorized guide q(z1|x) q(z2|x), ELBO
+``chain``          the same model, bottom-up guide q(z1|x) q(z2|z1) (the hierarchical VAE), ELBO
+``ladder``         the same model, ladder guide (precision-weighted merge), ELBO
+``iwae2-chain``    the same model and bottom-up guide, IWAE k = 5 (Burda et al.'s two-layer IWAE)
+``lvae``           ``pyro-deepvi train lvae``'s defaults: 3 layers, ladder guide, ELBO
+``lvae-chain``     the same 3-layer model with the bottom-up guide
+=================  ===========================================================================
+
+All with batch normalization, the KL warm-up ``rate=linear:-1:0:W`` (β from 0
+to 1 over the first W = ``--warmup`` epochs, default a fifth of ``--epochs``;
+not for IWAE, trained without one as by Burda et al.: the warm-up term turns
+the ELBO's D + R into D + βR, but added to the IWAE bound at β < 1 it rewards
+rate that the bound hardly charges for, since one good particle of k carries
+the bound; our run with it diverged, the rate growing to 10⁹ nats),
+batch 100, Adam 1e-3, seed ``--seed`` (0), on the 3,500 dynamically binarized training
+digits; evaluated on the 1,000 test digits (fixed binarization): test ELBO,
+log p(x) by IWAE with k = ``--test-particles`` (± the standard error over test
+digits), the KL of each layer (``eval.json``'s ``test_rate_by_site``:
+E_q[log q(z_i | ·) − log p(z_i | z_{i+1})]) and its active units (Cov_x E_q[z_i | x] > 0.01),
+and seconds per training epoch (loop only; comparable between rows only while
+the machine's load stayed the same). The paper column holds the papers'
+figures on the full binarized MNIST (50,000 training digits, thousands of
+epochs, larger networks): a reference, not a target.
+
+Usage::
+
+    python benchmarks/hierarchies_table.py --threads 1                       # 100 epochs, k = 5000
+    python benchmarks/hierarchies_table.py --threads 1 --epochs 30 --test-particles 1000
+    python benchmarks/hierarchies_table.py --smoke                           # 1 epoch, k = 10
+"""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import fmt, parser, start, train_once, train_seconds, write_table  # noqa: E402
+from pyro_deepvi import TrainConfig  # noqa: E402
+from pyro_deepvi.models.lvae import LVAE  # noqa: E402
+
+#: What every row shares (the generative model: latent 32-16, MLPs of one hidden layer of 256).
+BASE = dict(model="lvae", data="mnist5k", latent_dims=(32, 16), hidden_dims=(256,), batch_size=100, lr=1e-3)
+
+ROWS = [
+    dict(name="diag", label="2 layers, factorized guide, ELBO", config=dict(guide="diag"),
+         paper=None, source=""),
+    dict(name="chain", label="2 layers, bottom-up guide (VAE), ELBO", config=dict(guide="chain"),
+         paper=-85.33, source="Burda et al. 2016, VAE, 2 layers"),
+    dict(name="ladder", label="2 layers, ladder guide, ELBO", config=dict(guide="ladder"),
+         paper=None, source=""),
+    dict(name="iwae2-chain", label="2 layers, bottom-up guide, IWAE k = 5",
+         config=dict(guide="chain", objective="iwae", particles=5), warmup=False, paper=-82.90, source="Burda et al. 2016, IWAE, 2 layers, k = 50"),
+    dict(name="lvae", label="LVAE defaults (3 layers), ladder guide, ELBO",
+         config=dict(guide="ladder", latent_dims=LVAE.train_defaults["latent_dims"],
+                     hidden_dims=LVAE.train_defaults["hidden_dims"]),
+         paper=-81.74, source="Sønderby et al. 2016, LVAE 5 layers (VAE −82.x), IW k = 10 training"),
+    dict(name="lvae-chain", label="LVAE defaults (3 layers), bottom-up guide, ELBO",
+         config=dict(guide="chain", latent_dims=LVAE.train_defaults["latent_dims"],
+                     hidden_dims=LVAE.train_defaults["hidden_dims"]),
+         paper=None, source=""),
+]
+
+
+def per_site(values, sites):
+    return " / ".join(f"{values[s]:.1f}" if isinstance(values[s], float) else str(values[s]) for s in sites)
+
+
+def main(argv=None):
+    p = parser(__doc__, "hierarchies_table", epochs=100, test_particles=5000)
+    p.add_argument("--warmup", type=int, default=None, help="epochs of KL warm-up (default: a fifth of --epochs)")
+    p.add_argument("--seed", type=int, default=0, help="seed of every run (default 0)")
+    p.add_argument("--only", default=None, help=f"comma-separated subset of: {', '.join(r['name'] for r in ROWS)}")
+    args = start(p.parse_args(argv))
+    warmup = args.warmup if args.warmup is not None else max(1, args.epochs // 5)
+    rows = ROWS if args.only is None else [r for r in ROWS if r["name"] in args.only.split(",")]
+    lines = [
+        f"mnist5k, {args.epochs} epochs (warm-up {warmup}), batch 100, Adam 1e-3, batch norm, seed {args.seed}; "
+        f"log p(x) by IWAE k = {args.test_particles}. Per layer: bottom (z1) to top.",
+        "",
+        "| run | test ELBO | test log p(x) | KL per layer (nats) | active units per layer | s / epoch | paper (full MNIST) |",
+        "|---|---:|---:|---|---|---:|---:|",
+    ]
+    record = {}
+    for row in rows:
+        terms = {"rate": f"linear:-1:0:{warmup}"} if row.get("warmup", True) else {}
+        config = TrainConfig(**{**BASE, **row["config"]}, terms=terms, epochs=args.epochs,
+                             test_particles=args.test_particles, eval_every=0, progress=False, device=args.device, seed=args.seed,
+                             out=str(args.out / row["name"]))
+        result = train_once(config, args.overwrite)
+        sites = [f"z{i}" for i in range(1, len(config.latent_dims) + 1)]
+        seconds = train_seconds(args.out / row["name"]) / args.epochs
+        record[row["name"]] = {**result, "seconds_per_epoch": seconds, "row": row}
+        paper = f"{fmt(row['paper'])} ({row['source']})" if row["paper"] is not None else "—"
+        lines.append(
+            f"| {row['label']} | {fmt(result['test_elbo'])} | {fmt(result['test_log_likelihood'])} ± "
+            f"{fmt(result['test_log_likelihood_stderr'])} | {per_site(result['test_rate_by_site'], sites)} "
+            f"| {per_site(result['active_units'], sites)} | {seconds:.1f} | {paper} |"
+        )
+    write_table(args, "\n".join(lines), {"warmup": warmup, "runs": record})
+
+
+if __name__ == "__main__":
+    main()

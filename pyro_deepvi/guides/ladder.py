@@ -1,0 +1,112 @@
+"""The ladder guide (Sønderby et al., 2016): a bottom-up pass, then a top-down merge with the model's prior.
+
+1. Deterministic upward pass, from d̂_{q,0} = x::
+
+       d̂_{q,i} = MLP(d̂_{q,i−1}),  μ̂_{q,i} = Linear(d̂_{q,i}),  σ̂²_{q,i} = Softplus(Linear(d̂_{q,i}))
+
+2. Stochastic downward pass: q(z_L | x) = N(μ̂_{q,L}, σ̂²_{q,L}), and for i = L−1, ..., 1
+   the precision-weighted merge of the upward estimate with the model's own
+   top-down p(z_i | z_{i+1}) = N(μ_{p,i}, σ²_{p,i}) at the guide's draw of z_{i+1}::
+
+       σ²_{q,i} = 1 / (σ̂⁻²_{q,i} + σ⁻²_{p,i}),   μ_{q,i} = (μ̂_{q,i} σ̂⁻²_{q,i} + μ_{p,i} σ⁻²_{p,i}) σ²_{q,i}
+
+   q(z_i | z_{i+1}, x) = N(μ_{q,i}, σ²_{q,i}). This is the paper's equation (18);
+   the survey's summary writes σ²_{q,i} as the square of 1 / (σ̂⁻² + σ_p⁻²), once too
+   often (the product of two Gaussian densities has the precisions added, not squared).
+
+**How the guide gets the model's top-down networks.** The guide is built from
+the model (``GUIDES.get("ladder")(model, hidden_dims)``) and keeps the model's
+method ``conditional(name, upper)``, which returns p(z_name | z_upper) as a
+diagonal Gaussian (``Normal(loc, scale).to_event(1)``), the same method the model
+samples from. It keeps the method, not the model as a submodule, so the
+top-down networks have one owner (the model), are trained by both the model's
+and the guide's terms of the bound, and are saved once. A user's model gets a
+ladder guide by having ``latent_shapes`` (top-down sampling order, vector
+sites) and such a ``conditional`` for every site but the top one. The upward
+MLPs are batch-normalized when the model's ``batch_norm`` is set.
+"""
+
+import pyro
+import pyro.distributions as dist
+from pyro.nn import PyroModule
+from torch import nn
+
+from ..models.base import data_plate, flat_dim
+from ..nn import MLP, BatchNorm, loc_and_variance
+from ..registry import GUIDES
+from .amortized import latent_shapes_of
+
+
+def precision_weighted_merge(loc_hat, var_hat, loc_p, var_p):
+    """(μ_q, σ²_q) of N(μ̂, σ̂²) · N(μ_p, σ²_p), normalized: precisions add, means are precision-weighted."""
+    precision_hat, precision_p = var_hat.reciprocal(), var_p.reciprocal()
+    var = (precision_hat + precision_p).reciprocal()
+    return (loc_hat * precision_hat + loc_p * precision_p) * var, var
+
+
+def _upward_block(in_dim, hidden_dims, batch_norm):
+    """d̂_{q,i} = MLP(d̂_{q,i−1}) with every layer followed by [batch norm and] a leaky rectifier."""
+    if not hidden_dims:
+        return nn.Identity()
+    norm = [BatchNorm(hidden_dims[-1])] if batch_norm else []
+    return nn.Sequential(
+        MLP(in_dim, hidden_dims[:-1], hidden_dims[-1], nn.LeakyReLU, batch_norm), *norm, nn.LeakyReLU()
+    )
+
+
+class LadderGuide(PyroModule):
+    """q(z | x) = q(z_L | x) Π_i q(z_i | z_{i+1}, x) by the upward pass and the precision-weighted merge.
+
+    :param model: a model with vector ``latent_shapes`` (top-down order), ``data_shape``, ``num_data`` and
+        ``conditional(name, upper)`` (p(z_name | z_upper), a diagonal Gaussian).
+    :param hidden_dims: hidden widths of each upward MLP.
+    """
+
+    #: q(z_i | ·) depends on the draw of z_{i+1}.
+    dependent_sites = True
+
+    def __init__(self, model, hidden_dims=(200, 200)):
+        super().__init__()
+        shapes = latent_shapes_of(model)
+        if not callable(getattr(model, "conditional", None)):
+            raise ValueError(
+                f"the ladder guide merges with the model's top-down p(z_i | z_(i+1)), but {type(model).__name__} "
+                "has no method conditional(name, upper); see pyro_deepvi.guides.ladder"
+            )
+        self.num_data = model.num_data
+        self.sites = list(shapes)
+        self.conditional = model.conditional
+        batch_norm = getattr(model, "batch_norm", False)
+        widths = [flat_dim(model.data_shape)]
+        for name in reversed(self.sites):
+            widths.append(hidden_dims[-1] if hidden_dims else widths[-1])
+        self.upward = nn.ModuleList(
+            _upward_block(d_in, tuple(hidden_dims), batch_norm) for d_in in widths[:-1]
+        )
+        self.heads = nn.ModuleList(
+            nn.Linear(width, 2 * shapes[name][0]) for width, name in zip(widths[1:], reversed(self.sites))
+        )
+
+    def upward_pass(self, x):
+        """(μ̂_{q,i}, σ̂²_{q,i}) of every site, from d̂_{q,0} = x."""
+        d, estimates = x.reshape(x.shape[0], -1), {}
+        for name, block, head in zip(reversed(self.sites), self.upward, self.heads):
+            d = block(d)
+            estimates[name] = loc_and_variance(head(d))
+        return estimates
+
+    def forward(self, x, y=None, index=None):
+        estimates = self.upward_pass(x)
+        with data_plate(self.num_data, x, index):
+            z = None
+            for name in self.sites:
+                loc, var = estimates[name]
+                if z is not None:
+                    prior = self.conditional(name, z)
+                    loc, var = precision_weighted_merge(loc, var, prior.mean, prior.variance)
+                z = pyro.sample(name, dist.Normal(loc, var.sqrt()).to_event(1))
+
+
+@GUIDES.register("ladder", "ladder VAE's guide: upward pass, precision-weighted merge with the model's top-down p(z_i | z_(i+1))")
+def ladder(model, hidden_dims=(200, 200)):
+    return LadderGuide(model, hidden_dims)

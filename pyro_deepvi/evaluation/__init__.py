@@ -5,7 +5,7 @@ from .active_units import active_units
 from .disentanglement import mutual_information_gap, posterior_means
 from .log_likelihood import bounds
 from .perplexity import document_completion, lda_perplexity, perplexity
-from .rate_distortion import plot_rate_distortion, rate_and_distortion, rate_distortion_points
+from .rate_distortion import plot_rate_distortion, rate_and_distortion, rate_distortion_points, rate_per_site
 from .report import evaluate_run
 from .surgery import elbo_surgery
 
@@ -23,4 +23,5 @@ __all__ = [
     "posterior_means",
     "rate_and_distortion",
     "rate_distortion_points",
+    "rate_per_site",
 ]

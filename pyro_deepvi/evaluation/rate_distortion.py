@@ -37,7 +37,7 @@ from pathlib import Path
 import torch
 from matplotlib.figure import Figure
 
-from ..importance import guess_max_plate_nesting, importance_traces, log_weights
+from ..importance import _data_frame, _reduce, guess_max_plate_nesting, importance_traces, log_weights
 from ..run_dir import EVAL, METRICS, read_metrics
 from .batches import seeded_batches
 
@@ -54,6 +54,30 @@ def rate_and_distortion(model, guide, data, num_particles=10, batch_size=100, se
         rate += float((weights.log_q - weights.log_p_latent).mean(0).sum())
         distortion += float(-weights.log_p_obs.mean(0).sum())
     return {"test_rate": rate / len(data), "test_distortion": distortion / len(data)}
+
+
+@torch.no_grad()
+def rate_per_site(model, guide, data, num_particles=10, batch_size=100, seed=0):
+    """The rate split by latent site, averaged over ``data``: ``{site: R_s}``, with, per data point,
+
+        R_s = E_q[log q(z_s | ·) − log p(z_s | ·)]
+
+    each density conditioned as in the guide and the model (p(h_l | h_{l+1}) in a hierarchy). The R_s
+    add up to the rate R; each is the KL of its layer where the guide factorizes as the model does.
+    """
+    totals, nesting = {}, None
+    for batch in seeded_batches(data, batch_size, seed):
+        if nesting is None:
+            nesting = guess_max_plate_nesting(model, guide, (), batch)
+        model_trace, guide_trace = importance_traces(model, guide, num_particles, nesting, kwargs=batch)
+        for name, site in guide_trace.nodes.items():
+            frame = _data_frame(site) if site["type"] == "sample" else None
+            if frame is None:
+                continue
+            log_q = _reduce(site["unscaled_log_prob"], -(nesting + 1), frame.dim)
+            log_p = _reduce(model_trace.nodes[name]["unscaled_log_prob"], -(nesting + 1), frame.dim)
+            totals[name] = totals.get(name, 0.0) + float((log_q - log_p).mean(0).sum())
+    return {name: total / len(data) for name, total in totals.items()}
 
 
 def _read_eval(run_dir):

@@ -92,7 +92,7 @@ class VLAE(PyroModule):
     max_plate_nesting = 1
     default_guide = "vlae"
     #: Defaults of ``pyro-deepvi train vlae`` (TrainConfig fields): three levels, a few minutes on a CPU.
-    train_defaults = {"latent_dims": (8, 8, 8), "hidden_dims": (256, 256, 256), "epochs": 50}
+    train_defaults = {"latent_dims": (8, 8, 8), "hidden_dims": (256,), "epochs": 40}
 
     def __init__(self, data_shape, num_data, latent_dims=(8, 8, 8), hidden_dims=(256,), likelihood="bernoulli"):
         super().__init__()

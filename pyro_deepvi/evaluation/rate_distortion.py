@@ -37,7 +37,7 @@ from pathlib import Path
 import torch
 from matplotlib.figure import Figure
 
-from ..importance import guess_max_plate_nesting, importance_traces, log_weights
+from ..importance import _data_frame, _reduce, guess_max_plate_nesting, importance_traces, log_weights
 from ..run_dir import EVAL, METRICS, read_metrics
 from .batches import seeded_batches
 
@@ -70,9 +70,14 @@ def rate_by_site(model, guide, data, num_particles=10, batch_size=100, seed=0):
             nesting = guess_max_plate_nesting(model, guide, (), batch)
         model_trace, guide_trace = importance_traces(model, guide, num_particles, nesting, kwargs=batch)
         for name, site in guide_trace.nodes.items():
-            if site["type"] == "sample" and not site["is_observed"] and name in model_trace.nodes:
-                log_ratio = site["unscaled_log_prob"] - model_trace.nodes[name]["unscaled_log_prob"]
-                totals[name] = totals.get(name, 0.0) + float(log_ratio.sum()) / num_particles
+            if site["type"] != "sample" or site["is_observed"] or name not in model_trace.nodes:
+                continue
+            frame = _data_frame(site)
+            if frame is None:  # a global latent: no share of any one data point's rate
+                continue
+            log_q = _reduce(site["unscaled_log_prob"], -(nesting + 1), frame.dim)
+            log_p = _reduce(model_trace.nodes[name]["unscaled_log_prob"], -(nesting + 1), frame.dim)
+            totals[name] = totals.get(name, 0.0) + float((log_q - log_p).mean(0).sum())
     return {name: total / len(data) for name, total in totals.items()}
 
 

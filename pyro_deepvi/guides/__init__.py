@@ -1,6 +1,6 @@
 """Swappable guides, registered by name in ``GUIDES``; any guide whose sites match a model fits it."""
 
-from . import autoregressive, chain, flows, gaussian, inducing, ladder, local, multiview
+from . import autoregressive, chain, flows, gaussian, inducing, ladder, local, multiview, vlae
 from .amortized import AmortizedGuide, Encoder
 from .flows import IAFGuide
 from .gaussian import AmortizedGaussianGuide

@@ -23,7 +23,7 @@ from collections import OrderedDict
 import pyro
 import pyro.distributions as dist
 import torch
-from pyro.nn import PyroModule
+from pyro.nn import PyroModule, pyro_method
 from torch import nn
 
 from ..nn import MLP, loc_and_variance
@@ -76,6 +76,7 @@ class LVAE(PyroModule):
         loc, variance = loc_and_variance(self.top_down[name](upper))
         return dist.Normal(loc, variance.sqrt()).to_event(1)
 
+    @pyro_method
     def model(self, x, y=None, index=None):
         check_batch(x, self.data_shape, "lvae")
         x = x.reshape(x.shape[0], -1)

@@ -250,7 +250,7 @@ class VCCA(PyroModule):
 class VCCAPrivate(VCCA):
     """VCCA-private: :class:`VCCA` with private latents h_x, h_y of width ``private_dim`` (default 20)."""
 
-    train_defaults = {**VCCA.train_defaults, "model_args": {"private_dim": 20, "dropout": 0.2}}
+    train_defaults = {**VCCA.train_defaults, "model_args": {"private_dim": 20, "dropout": 0.5}}
 
     def __init__(self, data_shape, view_shape, num_data, latent_dims=(20,), hidden_dims=(256, 256), private_dim=20, **options):
         if isinstance(private_dim, int) and private_dim < 1:

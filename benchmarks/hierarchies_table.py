@@ -76,12 +76,14 @@ def main(argv=None):
     p = parser(__doc__, "hierarchies_table", epochs=100, test_particles=5000)
     p.add_argument("--warmup", type=int, default=None, help="epochs of KL warm-up (default: a fifth of --epochs)")
     p.add_argument("--seed", type=int, default=0, help="seed of every run (default 0)")
+    p.add_argument("--no-batch-norm", action="store_true", help="train every model without batch normalization")
     p.add_argument("--only", default=None, help=f"comma-separated subset of: {', '.join(r['name'] for r in ROWS)}")
     args = start(p.parse_args(argv))
     warmup = args.warmup if args.warmup is not None else max(1, args.epochs // 5)
     rows = ROWS if args.only is None else [r for r in ROWS if r["name"] in args.only.split(",")]
     lines = [
-        f"mnist5k, {args.epochs} epochs (warm-up {warmup}), batch 100, Adam 1e-3, batch norm, seed {args.seed}; "
+        f"mnist5k, {args.epochs} epochs (warm-up {warmup}), batch 100, Adam 1e-3, "
+        f"{'no batch norm' if args.no_batch_norm else 'batch norm'}, seed {args.seed}; "
         f"log p(x) by IWAE k = {args.test_particles}. Per layer: bottom (z1) to top.",
         "",
         "| run | test ELBO | test log p(x) | KL per layer (nats) | active units per layer | s / epoch | paper (full MNIST) |",
@@ -90,7 +92,8 @@ def main(argv=None):
     record = {}
     for row in rows:
         terms = {"rate": f"linear:-1:0:{warmup}"} if row.get("warmup", True) else {}
-        config = TrainConfig(**{**BASE, **row["config"]}, terms=terms, epochs=args.epochs,
+        model_args = {"batch_norm": False} if args.no_batch_norm else {}
+        config = TrainConfig(**{**BASE, **row["config"]}, terms=terms, model_args=model_args, epochs=args.epochs,
                              test_particles=args.test_particles, eval_every=0, progress=False, device=args.device, seed=args.seed,
                              out=str(args.out / row["name"]))
         result = train_once(config, args.overwrite)

@@ -1,10 +1,10 @@
 """The bottom-up chain guide on a two-layer linear-Gaussian DLGM, whose log p(x) is exact."""
 
 import pyro
-import pytest
 import torch
 
 from pyro_deepvi import GUIDES
+from pyro_deepvi.registry import OBJECTIVES
 from pyro_deepvi.data import Dataset
 from pyro_deepvi.evaluation import active_units, bounds
 from pyro_deepvi.guides.chain import ChainGuide
@@ -104,8 +104,6 @@ def test_chain_guide_samples_bottom_up_and_works_with_iwae():
     x = torch.bernoulli(torch.full((6, 12), 0.5))
     trace = pyro.poutine.trace(guide).get_trace(x, index=torch.arange(6))
     assert [n for n, s in trace.nodes.items() if s["type"] == "sample" and not n.startswith("data")] == ["h1", "h2", "h3"]
-    from pyro_deepvi.registry import OBJECTIVES
-
     loss = OBJECTIVES.get("iwae")(particles=4)(model.model, guide, x=x, index=torch.arange(6))
     loss.backward()
     assert all(p.grad is not None for p in guide.links.parameters())  # the links are trained through the bound

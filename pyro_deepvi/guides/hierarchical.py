@@ -131,18 +131,15 @@ class HierarchicalGuide(AmortizedGuide):
     :param hidden_dims: widths of the encoder's hidden layers.
     :param int num_flows: affine autoregressive transforms of q(λ | x).
     :param auxiliary_hidden_dims: hidden widths of r's MLP (default: one layer of 4·dim z).
-    :param float init_spread: the initial scale of the Gaussian under q(λ | x).
     """
 
-    def __init__(self, model, hidden_dims=(200, 200), num_flows=2, auxiliary_hidden_dims=None, init_spread=0.01):
+    def __init__(self, model, hidden_dims=(200, 200), num_flows=2, auxiliary_hidden_dims=None):
         super().__init__(model, hidden_dims)
         c = self.encoder.out_dim
         self.heads, self.flows, self.auxiliaries = nn.ModuleDict(), nn.ModuleDict(), nn.ModuleDict()
         for name, shape in self.latent_shapes.items():
             k = shape[0]
             self.heads[name] = nn.Linear(c, 4 * k)
-            with torch.no_grad():  # q(λ|x) starts narrow: the guide starts as a (near) mean field
-                self.heads[name].bias[2 * k :] = _softplus_inverse(torch.tensor(init_spread))
             self.flows[name] = nn.ModuleList(conditional_affine_autoregressive(2 * k, c, [4 * k]) for _ in range(num_flows))
             for flow in self.flows[name]:
                 _identity_start(flow.nn)

@@ -14,6 +14,9 @@ half is scored (``pyro_deepvi.evaluation.perplexity``). The runs:
 ``gamma-100-30-15-score``  the gamma DEF, ``local_score_function`` guide, ``tracegraph_elbo``: the
                         paper's Rao-Blackwellized score function, no reparameterization (with
                         ``local``, ``tracegraph_elbo`` gives the same gradient as ``elbo``)
+``hvm-100-30-15``         the gamma DEF with the hierarchical variational model over its local
+                        guide (``hvm_local``, Ranganath, Tran & Blei 2016), ``elbo``: its ELBO
+                        column is the auxiliary (hierarchical) ELBO
 ``lda-50``, ``lda-100``   LDA (the ``lda`` package's collapsed Gibbs sampler, α = 0.1, η = 0.01)
 ======================  ===================================================================
 
@@ -57,6 +60,7 @@ RUNS = {
     "gamma-100-30-15-score": dict(
         kind="def", latent_dims=(100, 30, 15), guide="local_score_function", objective="tracegraph_elbo", paper=None
     ),
+    "hvm-100-30-15": dict(kind="def", latent_dims=(100, 30, 15), guide="hvm_local", objective="elbo", paper=None),
     "lda-50": dict(kind="lda", num_topics=50, paper=None),
     "lda-100": dict(kind="lda", num_topics=100, paper=2717),
 }

@@ -2,7 +2,7 @@
 
 A latent unit is active when its posterior mean moves with the input. The
 posterior mean is the guide distribution's own ``mean`` where it has one
-(Gaussian guides); otherwise it is estimated from ``num_samples`` draws, whose
+(Gaussian guides); otherwise (flows, hierarchical guides) it is estimated from ``num_samples`` draws, whose
 Monte Carlo error adds about Var_q(u) / num_samples to the covariance: keep
 that well under the threshold (an inactive unit has Var_q(u) ≈ 1).
 
@@ -46,8 +46,8 @@ def _posterior_means(guide, batch, num_samples):
     trace = prune_subsample_sites(poutine.trace(guide).get_trace(**batch))
     means, nesting = {}, 0
     for name, site in trace.nodes.items():
-        if site["type"] != "sample" or site["is_observed"]:
-            continue
+        if site["type"] != "sample" or site["is_observed"] or site["infer"].get("is_auxiliary"):
+            continue  # auxiliary guide sites (a hierarchical guide's λ) are not the model's latents
         nesting = max([nesting] + [-f.dim for f in site["cond_indep_stack"] if f.vectorized])
         try:
             means[name] = site["fn"].mean

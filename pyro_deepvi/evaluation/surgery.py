@@ -89,6 +89,11 @@ def _guide_distributions(guide, batch, size):
     fns = {}
     for name in _latent_sites(trace):
         site = trace.nodes[name]
+        if site["infer"].get("is_auxiliary"):
+            raise ValueError(
+                f"guide site {name!r} is auxiliary (a hierarchical guide such as 'hvm'): q(z|x) integrates it "
+                "out and has no density to score other points' draws: not supported"
+            )
         if _data_frame(site) is None:
             raise ValueError(
                 f"guide site {name!r} lies outside the 'data' plate: ELBO surgery needs "

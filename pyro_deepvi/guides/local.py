@@ -95,10 +95,19 @@ class GammaFactor(Factor):
         self.unconstrained_shape = nn.Parameter(_softplus_inverse(shape))
         self.unconstrained_mean = nn.Parameter(_softplus_inverse(_jittered(table_shape, init_mean)))
 
+    @staticmethod
+    def gamma(unconstrained_shape, unconstrained_mean, min_shape, reparameterize=True):
+        """Gamma(a, a / m), a = softplus(unconstrained_shape) + min_shape, m = softplus(unconstrained_mean)."""
+        shape = softplus(unconstrained_shape) + min_shape
+        return dist.Gamma(shape, shape / softplus(unconstrained_mean)).has_rsample_(reparameterize)
+
     def forward(self, index=None):
-        shape = softplus(self.gather(self.unconstrained_shape, index)) + self.min_shape
-        mean = softplus(self.gather(self.unconstrained_mean, index))
-        return dist.Gamma(shape, shape / mean).has_rsample_(self.reparameterize)
+        return self.gamma(
+            self.gather(self.unconstrained_shape, index),
+            self.gather(self.unconstrained_mean, index),
+            self.min_shape,
+            self.reparameterize,
+        )
 
     def mean(self):
         return softplus(self.unconstrained_mean)
@@ -184,12 +193,15 @@ class LocalGuide(PyroModule):
         factor = {"bernoulli": BernoulliFactor, "poisson": PoissonFactor, "normal": NormalFactor}[site.family]
         return factor(table_shape, site.local)
 
-    def forward(self, x, y=None, index=None):
+    def _check_rows(self, x, index):
         if index is None and x.shape[0] != self.num_data:
             raise ValueError(
                 f"the local guide holds factors for {self.num_data} data points but got a batch of "
                 f"{x.shape[0]} with no index; pass the batch's index"
             )
+
+    def forward(self, x, y=None, index=None):
+        self._check_rows(x, index)
         plates = make_plates(self.sites, self.num_data, x, index)
         for name, site in self.sites.items():
             with site.plate_stack(plates):

@@ -11,6 +11,10 @@ or guide is one more entry. The rows here:
 ``iwae2-chain``    the same model and bottom-up guide, IWAE k = 5 (Burda et al.'s two-layer IWAE)
 ``lvae``           ``pyro-deepvi train lvae``'s defaults: 3 layers, ladder guide, ELBO
 ``lvae-chain``     the same 3-layer model with the bottom-up guide
+``hvm``            the 2-layer model, hierarchical variational guide (``hvm``: flow prior over each layer's
+                   mean-field parameters, auxiliary r), ELBO
+``vlae``           the variational ladder autoencoder (Zhao et al. 2017) with codes of the same widths,
+                   its own guide, ELBO (no batch norm: the VLAE has none)
 =================  ===========================================================================
 
 All with batch normalization, the KL warm-up ``rate=linear:-1:0:W`` (β from 0
@@ -65,6 +69,10 @@ ROWS = [
          config=dict(guide="chain", latent_dims=LVAE.train_defaults["latent_dims"],
                      hidden_dims=LVAE.train_defaults["hidden_dims"]),
          paper=None, source=""),
+    dict(name="hvm", label="2 layers, hierarchical variational guide (HVM), ELBO", config=dict(guide="hvm"),
+         paper=None, source=""),
+    dict(name="vlae", label="VLAE, 2 levels of the same widths, its guide, ELBO", config=dict(model="vlae", guide="vlae"),
+         paper=None, source=""),
 ]
 
 
@@ -92,7 +100,8 @@ def main(argv=None):
     record = {}
     for row in rows:
         terms = {"rate": f"linear:-1:0:{warmup}"} if row.get("warmup", True) else {}
-        model_args = {"batch_norm": False} if args.no_batch_norm else {}
+        model = row["config"].get("model", BASE["model"])
+        model_args = {"batch_norm": False} if args.no_batch_norm and model == "lvae" else {}
         config = TrainConfig(**{**BASE, **row["config"]}, terms=terms, model_args=model_args, epochs=args.epochs,
                              test_particles=args.test_particles, eval_every=0, progress=False, device=args.device, seed=args.seed,
                              out=str(args.out / row["name"]))

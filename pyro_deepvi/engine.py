@@ -128,7 +128,7 @@ class TrainConfig:
                 not isinstance(dims, (list, tuple)) or not all(_is_count(d) and d > 0 for d in dims)
             ):
                 raise ValueError(f"{name} must be a list of positive integers such as [200, 200], got {dims!r}")
-        if not self.latent_dims:
+        if not self.latent_dims and not getattr(MODELS.get(self.model), "latent_dims_may_be_empty", False):
             raise ValueError("latent_dims must name at least one latent layer, e.g. [50]")
         self.latent_dims = tuple(self.latent_dims)
         self.hidden_dims = tuple(self.hidden_dims)

@@ -208,6 +208,7 @@ class DeepGP(_InducingLayers):
         1e-5; its analytic KL never solves with S^½, our sampled log q(V) does).
     """
 
+    latent_dims_may_be_empty = True  # no inner layers: the sparse variational GP (SVGP)
     train_defaults = dict(
         data="boston", epochs=2000, batch_size=1000, lr=0.01, latent_dims=(13,), eval_every=1000, progress=False
     )

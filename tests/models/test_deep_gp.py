@@ -200,3 +200,9 @@ def test_two_layer_dgp_beats_the_sparse_gp_on_the_step_function(tmp_path):
         )
         results[name] = Trainer(config).fit().evaluate()
     assert results["dgp2"]["test_log_predictive"] > results["sgp"]["test_log_predictive"] + 0.1
+
+
+def test_no_inner_layers_is_the_svgp_and_other_models_still_need_a_layer():
+    assert TrainConfig(model="dgp", latent_dims=()).latent_dims == ()
+    with pytest.raises(ValueError, match="latent_dims must name at least one latent layer"):
+        TrainConfig(model="dlgm", latent_dims=())

@@ -25,6 +25,7 @@ checkpoint holds every rank's random state. ``train`` holds the run directory's
 lock (:mod:`~pyro_deepvi.lock`) while it runs.
 """
 
+import atexit
 import contextlib
 import copy
 import dataclasses
@@ -257,6 +258,11 @@ def _set_rng_state(state):
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def _destroy_process_group():
+    if torch_dist.is_initialized():
+        torch_dist.destroy_process_group()
+
+
 class _Distributed:
     """Rank and world size under ``torchrun`` (WORLD_SIZE > 1); one process otherwise."""
 
@@ -266,6 +272,11 @@ class _Distributed:
         self.rank = int(os.environ.get("RANK", "0"))
         if self.enabled and not torch_dist.is_initialized():
             torch_dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+            # Destroyed at exit, while the interpreter is whole: a gloo group left to interpreter
+            # finalization can abort the process (SIGABRT, "terminate called without an active
+            # exception"; pytorch/pytorch#190489). Not after each run: a destroyed default group
+            # cannot be initialized again in the same process, and one process may train several runs.
+            atexit.register(_destroy_process_group)
         if self.enabled and device.type == "cuda":
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
 

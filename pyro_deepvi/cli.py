@@ -213,7 +213,10 @@ def cmd_compare(args):
         config = _config(args, args.model, guide, objective, str(out / f"{guide}-{objective}"))
         print(f"== {guide} / {objective} (k = {config.particles})", flush=True)
         result = train(config, overwrite=args.overwrite, callbacks=_callbacks(args, config))
-        rows.append({"guide": guide, "objective": objective, "particles": config.particles, **result})
+        if result is not None:  # None on a rank other than 0 under torchrun: rank 0 reports
+            rows.append({"guide": guide, "objective": objective, "particles": config.particles, **result})
+    if not rows:
+        return
     print()
     print(f"{'guide':<10} {'objective':<16} {'k':>3} {'test ELBO':>10} {'test log p(x)':>14} {'active':>7}")
     for r in rows:

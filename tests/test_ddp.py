@@ -1,5 +1,6 @@
 """Data parallelism: two gloo processes under torchrun against one process on the combined batch, and from the CLI."""
 
+import json
 import os
 import subprocess
 import sys
@@ -20,11 +21,11 @@ def run(args, out):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
 
-def torchrun_cli(*args):
-    """``torchrun --nproc_per_node 2 -m pyro_deepvi.cli train ARGS``, as the README shows it; its stdout."""
+def torchrun_cli(*args, command="train"):
+    """``torchrun --nproc_per_node 2 -m pyro_deepvi.cli COMMAND ARGS`` (train, as the README shows it); its stdout."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     env.pop("WORLD_SIZE", None)
-    command = [sys.executable, *TORCHRUN, "-m", "pyro_deepvi.cli", "train", *args, *SMALL]
+    command = [sys.executable, *TORCHRUN, "-m", "pyro_deepvi.cli", command, *args, *SMALL]
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result.stdout
@@ -35,6 +36,14 @@ def test_torchrun_cli_trains_evaluates_and_survives_an_uneven_last_batch(tmp_pat
     out = torchrun_cli("--out", str(tmp_path / "run"), "--epochs", "1", "--batch-size", "4")
     assert out.count("run directory") == 1 and "test log-likelihood" in out  # rank 0 reports, rank 1 is quiet
     assert (tmp_path / "run" / "curves.png").exists() and (tmp_path / "run" / "eval.json").exists()
+
+
+def test_torchrun_cli_compare_reports_once(tmp_path):
+    out = torchrun_cli("dlgm", "--guides", "diag", "--objectives", "elbo", "--out", str(tmp_path / "cmp"), "--epochs", "1",
+                       command="compare")
+    assert out.count("test ELBO") == 1  # one table, from rank 0
+    rows = json.loads((tmp_path / "cmp" / "compare.json").read_text())
+    assert [(r["guide"], r["objective"]) for r in rows] == [("diag", "elbo")]
 
 
 def test_torchrun_cli_resume_is_exact(tmp_path):

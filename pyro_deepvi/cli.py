@@ -80,6 +80,10 @@ def _add_run_options(parser):
         help="a model option, e.g. likelihood=\"gaussian\" or kappa=100 (repeatable)",
     )
     parser.add_argument(
+        "--guide-arg", type=_key_value, action="append", default=None, metavar="KEY=VALUE",
+        help="a guide option, e.g. activation=\"relu\" for the encoder of the Gaussian guides (repeatable)",
+    )
+    parser.add_argument(
         "--term", type=_key_value, action="append", default=None, metavar="NAME=WEIGHT",
         help="add WEIGHT x a plug-in term to the loss, e.g. rate=3 for a beta-VAE with beta 4 (repeatable)",
     )
@@ -129,7 +133,8 @@ def _config(args, model, guide, objective, out):
         term_args=None if args.term_arg is None else _term_args(args.term_arg),
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, latent_dims=args.latent_dims,
         hidden_dims=args.hidden_dims, guide_hidden_dims=args.guide_hidden_dims,
-        model_args=None if args.model_arg is None else _once(args.model_arg, "--model-arg"), seed=args.seed, device=args.device,
+        model_args=None if args.model_arg is None else _once(args.model_arg, "--model-arg"),
+        guide_args=None if args.guide_arg is None else _once(args.guide_arg, "--guide-arg"), seed=args.seed, device=args.device,
         out=out, eval_every=args.eval_every, test_particles=args.test_particles, progress=not args.no_progress,
         data_root=args.data_root, download=args.download, imports=args.imports,
     )

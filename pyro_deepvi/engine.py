@@ -72,6 +72,7 @@ DEFAULTS = {
     "latent_dims": (50,),
     "hidden_dims": (200, 200),
     "model_args": {},
+    "guide_args": {},
     "eval_every": 10,
     "valid_particles": 100,
     "test_particles": 5000,
@@ -101,6 +102,7 @@ class TrainConfig:
     hidden_dims: tuple = None
     guide_hidden_dims: tuple = None  # the encoder's widths; hidden_dims when None
     model_args: dict = None
+    guide_args: dict = None  # options of the guide's builder, e.g. {"activation": "relu"}
     seed: int = 0
     device: str = "auto"
     out: str = None  # runs/<model>-<guide>-<objective> when None
@@ -141,9 +143,10 @@ class TrainConfig:
         stray = set(self.term_args) - set(self.terms)
         if stray:
             raise ValueError(f"term_args name term(s) {sorted(stray)} that are not among the terms {sorted(self.terms)}")
-        repeated = {"latent_dims", "hidden_dims"} & set(self.model_args)
-        if repeated:
-            raise ValueError(f"set {', '.join(sorted(repeated))} as options of their own, not in model_args")
+        for name, owned in (("model_args", {"latent_dims", "hidden_dims"}), ("guide_args", {"hidden_dims"})):
+            repeated = owned & set(getattr(self, name))
+            if repeated:
+                raise ValueError(f"set {', '.join(sorted(repeated))} as options of their own, not in {name}")
         if self.guide is None:
             self.guide = getattr(MODELS.get(self.model), "default_guide", "diag")
         if self.out is None:
@@ -230,7 +233,9 @@ def build(config, train_data):
     )
     check_compatible(train_data.support, model.support, config.model, data_name=config.data)
     check_views(train_data.views, model.model, config.model, config.data)
-    guide = GUIDES.get(config.guide)(model, hidden_dims=config.guide_hidden_dims)
+    guide = call_with_options(
+        GUIDES.get(config.guide), f"guide {config.guide!r}", model, hidden_dims=config.guide_hidden_dims, **config.guide_args
+    )
     objective = OBJECTIVES.get(config.objective)(particles=config.particles)
     for name, weight in config.terms.items():
         term = call_with_options(TERMS.get(name).from_model, f"term {name!r}", model, **config.term_args.get(name, {}))
@@ -380,7 +385,8 @@ class Trainer:
         # The directory is this one however it is spelled (r/x, ./r/x/, an absolute path).
         free = ("epochs", "progress", "device", "test_particles", "data_root", "download", "out", "imports")
         current = json.loads(json.dumps(self.config.to_dict()))
-        mismatched = sorted(k for k, v in current.items() if k not in free and v != previous.get(k))
+        # A field a run's config.json predates has its default value there.
+        mismatched = sorted(k for k, v in current.items() if k not in free and v != previous.get(k, DEFAULTS.get(k)))
         if mismatched:
             raise ValueError(
                 f"{self.run_dir} holds a run with a different config ({', '.join(mismatched)}); "

@@ -4,6 +4,9 @@ import json
 import subprocess
 import sys
 
+import torch
+
+import pyro_deepvi
 from pyro_deepvi.cli import main
 
 SMALL = ["--data", "digits", "--epochs", "1", "--latent-dims", "4", "--hidden-dims", "16", "--test-particles", "10", "--no-progress"]
@@ -69,3 +72,19 @@ def test_a_flow_guide_trains_and_reports_why_surgery_is_skipped(tmp_path, capsys
     assert main(["train", "--guide", "iaf", "--out", str(tmp_path), *SMALL]) == 0
     assert "ELBO surgery         skipped: " in capsys.readouterr().out
     assert "flow" in json.loads((tmp_path / "eval.json").read_text())["elbo_surgery"]["skipped"]
+
+
+def test_guide_arg_sets_the_encoder_activation_and_old_runs_resume(tmp_path):
+    out = tmp_path / "relu"
+    assert main(["train", "dlgm", "--out", str(out), "--guide-arg", "activation=relu", *SMALL]) == 0
+    _, components = pyro_deepvi.restore(out, "cpu")
+    kinds = {type(m) for m in components.guide.encoder.modules()}
+    assert torch.nn.ReLU in kinds and torch.nn.Tanh not in kinds
+    # A run written before guide_args existed resumes: a missing field counts as its default.
+    plain = tmp_path / "plain"
+    assert main(["train", "dlgm", "--out", str(plain), *SMALL]) == 0
+    config = json.loads((plain / "config.json").read_text())
+    del config["guide_args"]
+    (plain / "config.json").write_text(json.dumps(config))
+    assert main(["train", "dlgm", "--out", str(plain), *SMALL, "--epochs", "2"]) == 0  # the last --epochs counts
+    assert json.loads((plain / "config.json").read_text())["epochs"] == 2

@@ -14,6 +14,10 @@ from torch import nn
 from ..models.base import data_plate, flat_dim
 from ..nn import MLP
 
+#: The encoder's nonlinearities by name (``--guide-arg activation=relu``): tanh as Kingma & Welling
+#: and Burda et al., ReLU as Alemi et al.'s deep VIB.
+ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "elu": nn.ELU}
+
 
 def latent_shapes_of(model, support="real"):
     """The model's ``latent_shapes``, checked to be vectors of the given support (a clear error otherwise).
@@ -47,11 +51,14 @@ class Encoder(nn.Module):
     Dimensions to the left of ``data_shape`` (data points, particles) are kept.
     """
 
-    def __init__(self, data_shape, hidden_dims):
+    def __init__(self, data_shape, hidden_dims, activation="tanh"):
         super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"unknown encoder activation {activation!r}; choose one of: {', '.join(ACTIVATIONS)}")
         self.event_dims = len(data_shape)
         if hidden_dims:
-            self.net = nn.Sequential(MLP(flat_dim(data_shape), hidden_dims[:-1], hidden_dims[-1]), nn.Tanh())
+            act = ACTIVATIONS[activation]
+            self.net = nn.Sequential(MLP(flat_dim(data_shape), hidden_dims[:-1], hidden_dims[-1], activation=act), act())
             self.out_dim = hidden_dims[-1]
         else:
             self.net = nn.Identity()
@@ -66,13 +73,14 @@ class AmortizedGuide(PyroModule):
 
     :param model: a model with ``latent_shapes``, ``data_shape`` and ``num_data``.
     :param hidden_dims: widths of the encoder's hidden layers.
+    :param str activation: the encoder's nonlinearity, a key of :data:`ACTIVATIONS`.
     """
 
-    def __init__(self, model, hidden_dims=(200, 200)):
+    def __init__(self, model, hidden_dims=(200, 200), activation="tanh"):
         super().__init__()
         self.latent_shapes = latent_shapes_of(model)
         self.num_data = model.num_data
-        self.encoder = Encoder(model.data_shape, hidden_dims)
+        self.encoder = Encoder(model.data_shape, hidden_dims, activation)
 
     def posterior(self, name, features):
         """The distribution q(h_name | x) given the encoder's features."""

@@ -27,8 +27,9 @@ makes the loss D + (1 + w) R) with weight w = β − 1::
 The paper uses K = 256 with a 1024-1024 ReLU encoder, a single softmax layer
 as decoder, β = 1e-3 and, at test time, predictions averaged over 12 draws of
 z (:meth:`VIB.predict`); 1.13 % test error on MNIST. Here ``latent_dims = (K,)``,
-``hidden_dims`` are the encoder's (guide's) widths, and the decoder is linear
-unless ``decoder_hidden_dims`` is given.
+``hidden_dims`` are the encoder's (guide's) widths, its nonlinearity the guide's
+option (``--guide-arg activation=relu`` for the paper's; tanh by default), and
+the decoder is linear unless ``decoder_hidden_dims`` is given.
 
 The model does not score x, so any x is accepted (``support = "real"``); it
 needs labels y (``from_data`` reads ``data.num_classes``).
@@ -144,10 +145,10 @@ class VIB(PyroModule):
         return cls(data.event_shape, len(data), data.num_classes, latent_dims, hidden_dims, **options)
 
 
-def deterministic_baseline(train, test, hidden_dims, latent_dim, epochs, batch_size=100, lr=1e-3, seed=0):
+def deterministic_baseline(train, test, hidden_dims, latent_dim, epochs, batch_size=100, lr=1e-3, seed=0, activation="tanh"):
     """Test error of the paper's deterministic baseline: the same network with z = f_e^μ(x), no noise.
 
-    The encoder's widths ``hidden_dims`` (tanh), a linear map to the ``latent_dim``
+    The encoder's widths ``hidden_dims`` (``activation``, as the guide's ``--guide-arg activation``), a linear map to the ``latent_dim``
     bottleneck and the linear softmax decoder, trained on the cross-entropy with Adam,
     the same minibatches a ``vib`` run of that seed sees (binarized afresh where the
     data set is). Returns ``{"test_error": ..., "network": ...}``.
@@ -156,7 +157,7 @@ def deterministic_baseline(train, test, hidden_dims, latent_dim, epochs, batch_s
 
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        encoder = Encoder(train.event_shape, hidden_dims)
+        encoder = Encoder(train.event_shape, hidden_dims, activation)
         network = nn.Sequential(
             encoder, nn.Linear(encoder.out_dim, latent_dim), nn.Linear(latent_dim, train.num_classes)
         )

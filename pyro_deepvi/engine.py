@@ -46,6 +46,7 @@ import torch.distributed as torch_dist
 from torch import nn
 from tqdm import tqdm
 
+from .compile import CompiledLoss
 from .data import load
 from .data.arrays import ARRAYS, splits_from_arrays
 from .data.checks import check_compatible, check_views
@@ -111,6 +112,7 @@ class TrainConfig:
     data_root: str = None  # where file-based data sets live (default $PYRO_DEEPVI_DATA or ~/.cache/pyro_deepvi)
     download: bool = False  # fetch a missing file-based data set (checksum-verified)
     imports: tuple = ()  # plug-in modules imported before the registries are read (pyro_deepvi.plugins)
+    compile: bool = False  # trace the loss once per batch shape (pyro_deepvi.compile); eager where it cannot be
 
     def __post_init__(self):
         self.imports = import_plugins(self.imports)
@@ -121,6 +123,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if not _is_count(self.eval_every) or self.eval_every < 0:
             raise ValueError(f"eval_every must be a non-negative integer (0: no validation), got {self.eval_every!r}")
+        if not isinstance(self.compile, bool):
+            raise ValueError(f"compile must be true or false, got {self.compile!r}")
         if isinstance(self.lr, bool) or not isinstance(self.lr, numbers.Real) or not (math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"lr must be positive and finite, got {self.lr!r}")
         for name in ("latent_dims", "hidden_dims", "guide_hidden_dims"):
@@ -217,8 +221,14 @@ class Components(nn.Module):
         self.model = model
         self.guide = guide
         self.objective = objective
+        self.compiled = None  # a pyro_deepvi.compile.CompiledLoss that computes the loss instead (--compile)
 
     def forward(self, batch):
+        if self.compiled is not None:
+            return self.compiled(batch)
+        return self.eager_forward(batch)
+
+    def eager_forward(self, batch):
         return self.objective(self.model.model, self.guide, **batch)
 
 
@@ -365,6 +375,11 @@ class Trainer:
                 (self.run_dir / name).unlink(missing_ok=True)
             write_json_atomic(config.to_dict(), self.run_dir / CONFIG)
             self.metrics_path.write_text("")
+        if config.compile:
+            terms = f", terms {sorted(config.terms)}" if config.terms else ""
+            self.components.compiled = CompiledLoss(
+                self.components, f"model {config.model!r}, guide {config.guide!r}, objective {config.objective!r}{terms}"
+            )
         self.loss_module = self.components
         if self.distributed.enabled:
             self.loss_module = nn.parallel.DistributedDataParallel(self.components)
@@ -378,7 +393,7 @@ class Trainer:
                 "choose another --out, or pass --overwrite to start over"
             ) from None
         # The directory is this one however it is spelled (r/x, ./r/x/, an absolute path).
-        free = ("epochs", "progress", "device", "test_particles", "data_root", "download", "out", "imports")
+        free = ("epochs", "progress", "device", "test_particles", "data_root", "download", "out", "imports", "compile")
         current = json.loads(json.dumps(self.config.to_dict()))
         mismatched = sorted(k for k, v in current.items() if k not in free and v != previous.get(k))
         if mismatched:

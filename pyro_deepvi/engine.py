@@ -451,12 +451,17 @@ class Trainer:
         loss.backward()
         self.optimizer.step()
         self.step += 1
+
+    def _check_parameters(self):
+        """A finite loss can still take a step to inf or NaN (an enormous lr): stop before it is saved.
+
+        Once per epoch, before the checkpoint (per step it cost ~10% of a step; a non-finite
+        parameter makes the next step's loss non-finite, which the loss guard catches)."""
         parameters = dict(self.components.named_parameters())
         if not torch.stack([torch.isfinite(p).all() for p in parameters.values()]).all():
-            # A finite loss can still take a step to inf or NaN (an enormous lr): stop before it is saved.
             bad = [name for name, p in parameters.items() if not torch.isfinite(p).all()]
             raise FloatingPointError(
-                f"training stopped at step {self.step} (epoch {self.epoch + 1}): the optimizer step made "
+                f"training stopped at the end of epoch {self.epoch + 1} (step {self.step}): an optimizer step made "
                 f"{len(bad)} parameter(s) non-finite ({', '.join(bad[:3])}; lr {self.config.lr}); {self._last_good()}"
             )
 
@@ -482,6 +487,7 @@ class Trainer:
                 self._train_step(self.distributed.shard(order[b * batch_size : (b + 1) * batch_size]))
                 for name, value in self.components.objective.parts.items():
                     sums[name] = sums.get(name, 0.0) + value
+            self._check_parameters()
             self.epoch += 1
             record = {"epoch": self.epoch, "step": self.step, "seconds": time.perf_counter() - started}
             record.update({f"train_{k}": float(v) / num_batches for k, v in sums.items()})

@@ -18,6 +18,13 @@ non-reparameterized sites (score-function gradients), the step stays eager,
 with a warning that names the model, guide, objective and terms and the cause.
 The checks run under ``torch.random.fork_rng``: training draws the same random
 numbers compiled or not, so resuming stays exact.
+
+The traced graph runs op by op (``torch.jit.optimized_execution(False)``), with
+autograd's own derivatives: the JIT's optimizing executor would swap in its
+symbolic derivatives after a few profiling runs, which change the last bits
+of the gradients (and so would make a resumed run differ from an uninterrupted
+one) and were no faster here. What the trace saves is Python: Pyro's handlers,
+traces and distributions' bookkeeping run once, not every step.
 """
 
 import warnings
@@ -81,7 +88,8 @@ class CompiledLoss:
             entry = self._check(signature, entry, weights, tensors, batch)
         if entry is None:
             return components.eager_forward(batch)
-        loss, *parts = entry[0](weights, *tensors)
+        with torch.jit.optimized_execution(False):
+            loss, *parts = entry[0](weights, *tensors)
         if not torch.isfinite(loss):
             components.eager_forward(batch)  # raises NonFiniteLossError naming the site, if the draw repeats
             raise NonFiniteLossError(f"loss is {loss.item()} in the compiled step (the eager rerun was finite)")
@@ -112,7 +120,8 @@ class CompiledLoss:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 try:
-                    traced = torch.jit.trace(module, (weights, *tensors), check_trace=False)
+                    with torch.jit.optimized_execution(False):
+                        traced = torch.jit.trace(module, (weights, *tensors), check_trace=False)
                 except Exception as e:  # any failure to trace leaves the step eager, with the cause
                     self._fall_back(f"tracing failed: {type(e).__name__}: {str(e).splitlines()[0]}")
                     return None
@@ -129,7 +138,8 @@ class CompiledLoss:
         with torch.random.fork_rng(devices=self._devices(tensors)), pyro.validation_enabled(False):
             seed = int(torch.randint(2**31, ()))
             torch.manual_seed(seed)
-            traced = entry[0](weights, *tensors)
+            with torch.jit.optimized_execution(False):
+                traced = entry[0](weights, *tensors)
             torch.manual_seed(seed)
             loss, parts, _ = components.objective.loss_and_parts(
                 components.model.model, components.guide, components.objective.weights, (), batch

@@ -152,7 +152,7 @@ class Objective(nn.Module):
         self._check_terms_fit(guide_trace)
         for name, term in self.terms.items():
             value = term(model_trace, guide_trace, log_ws)
-            loss = loss + num_data * weights[name] * value
+            loss = loss + weights[name] * (num_data * value)  # a tensor weight rounds as a number would
             if term.auxiliary_loss is not None:
                 loss = loss + num_data * term.auxiliary_loss
             parts[name] = value.detach()

@@ -486,8 +486,8 @@ def main(argv=None):
                 steps["  ablation: ELBO.loss via Trace_ELBO's surrogate (the pre-change path)"] = case.trace_elbo_step()
             steps["  ablation: no logged parts, no NaN guard"] = case.lean_step()
             steps["  ablation: bare Pyro (trace + replay + log_prob)"] = case.bare_pyro_step()
-        counts = {name: count_ops(step) for name, step in steps.items()}
         times = time_interleaved(steps, device, args.steps, args.warmup)
+        counts = {name: count_ops(step) for name, step in steps.items()}  # after warm-up: a compiled step's steady state
         plain = times["plain"]
         record = {"objective": objective, "particles": k, "equivalence": equivalence, "rows": {}}
         for name, values in times.items():

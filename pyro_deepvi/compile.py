@@ -19,7 +19,8 @@ with a warning that names the model, guide, objective and terms and the cause.
 The checks run under ``torch.random.fork_rng``: training draws the same random
 numbers compiled or not, so resuming stays exact.
 
-The traced graph runs op by op (``torch.jit.optimized_execution(False)``), with
+The trace is specialized to its batch shape (shape arithmetic folded into
+constants), and runs op by op (``torch.jit.optimized_execution(False)``), with
 autograd's own derivatives: the JIT's optimizing executor would swap in its
 symbolic derivatives after a few profiling runs, which change the last bits
 of the gradients (and so would make a resumed run differ from an uninterrupted
@@ -58,6 +59,26 @@ class _TracedLoss(nn.Module):
         )
         self.part_names = tuple(parts)
         return (loss, *parts.values())
+
+
+def _specialize_shapes(graph):
+    """Replace the graph's shape arithmetic by constants: a trace serves one batch shape only.
+
+    A trace records ``x.shape[i]`` as ``aten::size`` and the arithmetic on it (about half of
+    the nodes of a DLGM's loss); each would be interpreted again every step."""
+    for node in list(graph.nodes()):
+        if node.kind() != "aten::size":
+            continue
+        tensor, *dim = node.inputs()
+        sizes = tensor.type().sizes() if isinstance(tensor.type(), torch._C.TensorType) else None
+        if sizes is None or None in sizes or (dim and dim[0].toIValue() is None):
+            continue
+        with graph.insert_point_guard(node):
+            constant = graph.insertConstant(sizes[dim[0].toIValue()] if dim else sizes)
+        node.output().replaceAllUsesWith(constant)
+        node.destroy()
+    torch._C._jit_pass_constant_propagation(graph)
+    torch._C._jit_pass_dce(graph)
 
 
 class CompiledLoss:
@@ -122,6 +143,7 @@ class CompiledLoss:
                 try:
                     with torch.jit.optimized_execution(False):
                         traced = torch.jit.trace(module, (weights, *tensors), check_trace=False)
+                    _specialize_shapes(traced.graph)
                 except Exception as e:  # any failure to trace leaves the step eager, with the cause
                     self._fall_back(f"tracing failed: {type(e).__name__}: {str(e).splitlines()[0]}")
                     return None

@@ -65,7 +65,9 @@ def _specialize_shapes(graph):
     """Replace the graph's shape arithmetic by constants: a trace serves one batch shape only.
 
     A trace records ``x.shape[i]`` as ``aten::size`` and the arithmetic on it (about half of
-    the nodes of a DLGM's loss); each would be interpreted again every step."""
+    the nodes of a DLGM's loss); each would be interpreted again every step. The submodules'
+    calls are inlined first, so theirs go too."""
+    torch._C._jit_pass_inline(graph)
     for node in list(graph.nodes()):
         if node.kind() != "aten::size":
             continue
@@ -78,6 +80,14 @@ def _specialize_shapes(graph):
         node.output().replaceAllUsesWith(constant)
         node.destroy()
     torch._C._jit_pass_constant_propagation(graph)
+    for node in list(graph.nodes()):  # int(tensor(k)) -> k, which constant propagation leaves
+        source = next(node.inputs()).node() if node.kind() == "aten::Int" else None
+        if source is not None and source.kind() == "prim::NumToTensor":
+            number = next(source.inputs()).toIValue()
+            if number is not None:
+                with graph.insert_point_guard(node):
+                    node.output().replaceAllUsesWith(graph.insertConstant(number))
+                node.destroy()
     torch._C._jit_pass_dce(graph)
 
 

@@ -111,7 +111,7 @@ class CompiledLoss:
         keys = tuple(batch)
         tensors = tuple(batch.values())
         weights = torch.tensor([objective.weights[name] for name in objective.terms], device=tensors[0].device)
-        signature = tuple((key, tuple(t.shape), t.dtype) for key, t in batch.items())
+        signature = (tuple(objective.terms), *((key, tuple(t.shape), t.dtype) for key, t in batch.items()))
         if signature not in self.traced:
             self.traced[signature] = self._trace(keys, weights, tensors)
         entry = self.traced[signature]
@@ -185,7 +185,7 @@ class CompiledLoss:
             where = "; TracerWarnings at " + "; ".join(entry[3][:3]) if entry[3] else ""
             self._fall_back(
                 f"the traced loss differs from the eager one on minibatch {entry[2] + 1} of shape "
-                f"{dict((k, s) for k, s, _ in signature)} ({', '.join(differ) or 'number of parts'}): control flow "
+                f"{dict((k, s) for k, s, _ in signature[1:])} ({', '.join(differ) or 'number of parts'}): control flow "
                 f"or Python numbers that depend on the data or parameters{where}"
             )
             return None

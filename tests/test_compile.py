@@ -54,6 +54,16 @@ def test_compiled_loss_parts_and_gradients_equal_eager_on_the_same_draws(tmp_pat
     torch.testing.assert_close(losses[1] - losses[0], expected, rtol=1e-3, atol=1e-2)
 
 
+def test_a_non_finite_compiled_loss_names_the_site_as_the_eager_guard_does(tmp_path):
+    run = trainer(tmp_path, data="digits")
+    for _ in range(2):  # the trace's two checked minibatches: the third step runs the trace alone
+        run._train_step(torch.arange(20))
+    with torch.no_grad():
+        run.components.model.decoder[0].weight.fill_(float("nan"))
+    with pytest.raises(FloatingPointError, match=r"training stopped at step 2 \(epoch 1\): loss is nan: site '\w+' has"):
+        run._train_step(torch.arange(20))
+
+
 def test_a_guide_with_discrete_sites_falls_back_with_the_reason_and_trains(tmp_path):
     with pytest.warns(UserWarning, match=r"--compile: model 'sbn', guide '\w+', objective '\w+' runs eagerly: "
                                          r"the guide's site\(s\) 'h1' are not reparameterized"):

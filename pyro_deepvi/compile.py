@@ -157,10 +157,12 @@ class CompiledLoss:
                 except Exception as e:  # any failure to trace leaves the step eager, with the cause
                     self._fall_back(f"tracing failed: {type(e).__name__}: {str(e).splitlines()[0]}")
                     return None
+        libraries = ("/torch/", "/pyro/")  # their TracerWarnings are shape checks, which a trace per shape may freeze
         tracer_warnings = [
             f"{w.filename}:{w.lineno}: {str(w.message).splitlines()[0][:80]}"
             for w in caught
-            if issubclass(w.category, torch.jit.TracerWarning) and not any(lib in w.filename.replace("\\", "/") for lib in ("/torch/", "/pyro/"))
+            if issubclass(w.category, torch.jit.TracerWarning)
+            and not any(lib in w.filename.replace("\\", "/") for lib in libraries)
         ]
         return [traced, module.part_names, 0, tracer_warnings]
 

@@ -21,7 +21,18 @@ Rows, for each objective (``elbo``, k = 1 and ``iwae``, k = 5):
 - ``pyro-deepvi``: the engine's step as shipped (``Trainer._train_step``: Pyro
   validation off; the engine validates only on its first, warm-up call);
 - ``pyro-deepvi, validation on``: for comparison, the same step with Pyro's
-  validation on (Pyro's default, and the engine's step before it turned it off).
+  validation on (Pyro's default, and the engine's step before it turned it off);
+- ``pyro-deepvi, per-step parameter check``: the step plus the finiteness check
+  of every parameter that ``_train_step`` ran every step before it moved to the
+  end of the epoch (what that move saved);
+- ``pyro-deepvi, compiled``: the engine's step with ``TrainConfig(compile=True)``
+  (``--compile``: the loss traced once, :mod:`pyro_deepvi.compile`).
+
+Each row also gives its overhead over plain PyTorch in microseconds per step
+(the median of the per-repetition differences). ``--batch-size 1`` is where
+Python overhead dominates; ``--hidden-dims 16 --latent-dim 2`` (a tiny network
+whose matrix work is negligible) is the proxy for a GPU, where the per-step
+host cost is what remains.
 
 ``--ablations`` adds rows that take one more cost out of the shipped step, to
 measure what each remaining piece costs (see benchmarks/README.md):
@@ -37,6 +48,8 @@ Usage::
     python benchmarks/step_overhead.py --ablations --breakdown
     python benchmarks/step_overhead.py --device cuda --steps 500
     python benchmarks/step_overhead.py --profile 100
+    python benchmarks/step_overhead.py --threads 1 --batch-size 1
+    python benchmarks/step_overhead.py --threads 1 --hidden-dims 16 --latent-dim 2   # the GPU-cost proxy
 """
 
 import argparse
@@ -103,9 +116,10 @@ class Case:
 
     def __init__(self, objective, particles, args, device):
         self.objective, self.particles, self.device = objective, particles, device
+        self.hidden_dims, self.latent_dim = args.hidden_dims, args.latent_dim
         self.config = TrainConfig(
             objective=objective, particles=particles, batch_size=args.batch_size, seed=args.seed,
-            device=str(device), progress=False, eval_every=0,
+            device=str(device), progress=False, eval_every=0, latent_dims=(args.latent_dim,), hidden_dims=args.hidden_dims,
         )
         self.train_data = pyro_deepvi.load("mnist5k", "train").to(device)
         pyro.set_rng_seed(args.seed)
@@ -115,19 +129,26 @@ class Case:
         self._trainers = 0
         self.reference = self.trainer().components
 
-    def trainer(self):
+    def plain_vae(self):
+        return PlainVAE(z_dim=self.latent_dim, hidden_dims=self.hidden_dims, num_data=self.num_data).to(self.device)
+
+    def trainer(self, **options):
         """A fresh ``Trainer`` (same seed, so same initial weights) that trains on the fixed minibatch."""
         self._trainers += 1
         out = Path(self._tmp.name) / f"run{self._trainers}"
-        trainer = Trainer(TrainConfig(**{**self.config.to_dict(), "out": str(out)}))
+        trainer = Trainer(TrainConfig(**{**self.config.to_dict(), "out": str(out), **options}))
         trainer.train_data = _FixedMinibatch(self.batch)
         return trainer
 
     # Step functions: each returns a closure that runs one training step.
 
-    def engine_step(self):
-        """The engine's step as shipped: the body of ``Trainer.fit``'s inner loop, calling its code."""
-        trainer = self.trainer()
+    def engine_step(self, parameter_check=False, **options):
+        """The engine's step as shipped: the body of ``Trainer.fit``'s inner loop, calling its code.
+
+        ``parameter_check``: also run the end-of-epoch parameter check every step (as the step did before).
+        ``options``: TrainConfig fields, e.g. ``compile=True``.
+        """
+        trainer = self.trainer(**options)
         index = self.batch["index"]
         num_batches = -(-self.num_data // self.config.batch_size)
         sums = {}
@@ -135,6 +156,8 @@ class Case:
         def step():
             trainer.components.objective.set_epoch(trainer.epoch + (trainer.step % num_batches) / num_batches)
             trainer._train_step(trainer.distributed.shard(index))
+            if parameter_check:
+                trainer._check_parameters()
             for name, value in trainer.components.objective.parts.items():
                 sums[name] = sums.get(name, 0.0) + value
 
@@ -170,7 +193,7 @@ class Case:
         return step
 
     def plain_step(self):
-        vae = PlainVAE(num_data=self.num_data).to(self.device).load_from_components(self.reference)
+        vae = self.plain_vae().load_from_components(self.reference)
         optimizer = torch.optim.Adam(vae.parameters(), lr=self.config.lr)
         x = self.batch["x"]
 
@@ -231,7 +254,7 @@ class Case:
 
     def check_equivalence(self):
         """Loss and gradients of pyro-deepvi and the plain VAE from the same weights and random draws."""
-        components, vae = self.reference, PlainVAE(num_data=self.num_data).to(self.device)
+        components, vae = self.reference, self.plain_vae()
         vae.load_from_components(components)
         components.zero_grad()
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
@@ -379,7 +402,7 @@ def breakdown(case, device, num_steps, warmup, validation=False):
 
 
 def plain_breakdown(case, device, num_steps, warmup):
-    vae = PlainVAE(num_data=case.num_data).to(device).load_from_components(case.reference)
+    vae = case.plain_vae().load_from_components(case.reference)
     optimizer = torch.optim.Adam(vae.parameters(), lr=case.config.lr)
     x = case.batch["x"]
     stages = {}
@@ -422,6 +445,9 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=300, help="timed steps per row (default 300)")
     parser.add_argument("--warmup", type=int, default=30, help="untimed steps first (default 30)")
     parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--hidden-dims", type=lambda s: tuple(int(d) for d in s.split(",")), default=(200, 200),
+                        help="hidden widths, e.g. 16 (default 200,200)")
+    parser.add_argument("--latent-dim", type=int, default=50, help="default 50")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--objectives", default="elbo:1,iwae:5", help="objective:k,... (default elbo:1,iwae:5)")
     parser.add_argument("--no-validation-row", action="store_true",
@@ -441,7 +467,7 @@ def main(argv=None):
     cases = [(o, int(k)) for o, k in (item.split(":") for item in args.objectives.split(","))]
     print(
         f"torch {torch.__version__}, pyro {pyro.__version__}, device {device}, threads {torch.get_num_threads()}, "
-        f"batch {args.batch_size}, dlgm 784-200-200-50 + diag guide, {args.steps} timed steps per row "
+        f"batch {args.batch_size}, dlgm 784-{'-'.join(map(str, args.hidden_dims))}-{args.latent_dim} + diag guide, {args.steps} timed steps per row "
         f"(+{args.warmup} warm-up), interleaved"
     )
     results = {"device": str(device), "threads": torch.get_num_threads(), "steps": args.steps, "cases": []}
@@ -450,7 +476,9 @@ def main(argv=None):
     for objective, k in cases:
         case = Case(objective, k, args, device)
         equivalence = case.check_equivalence()
-        steps = {"plain": case.plain_step(), "pyro-deepvi": case.engine_step()}
+        steps = {"plain": case.plain_step(), "pyro-deepvi": case.engine_step(),
+                 "pyro-deepvi, compiled": case.engine_step(compile=True),
+                 "pyro-deepvi, per-step parameter check": case.engine_step(parameter_check=True)}
         if not args.no_validation_row:
             steps["pyro-deepvi, validation on"] = case.validated_step()
         if args.ablations:
@@ -458,8 +486,8 @@ def main(argv=None):
                 steps["  ablation: ELBO.loss via Trace_ELBO's surrogate (the pre-change path)"] = case.trace_elbo_step()
             steps["  ablation: no logged parts, no NaN guard"] = case.lean_step()
             steps["  ablation: bare Pyro (trace + replay + log_prob)"] = case.bare_pyro_step()
-        counts = {name: count_ops(step) for name, step in steps.items()}
         times = time_interleaved(steps, device, args.steps, args.warmup)
+        counts = {name: count_ops(step) for name, step in steps.items()}  # after warm-up: a compiled step's steady state
         plain = times["plain"]
         record = {"objective": objective, "particles": k, "equivalence": equivalence, "rows": {}}
         for name, values in times.items():
@@ -467,6 +495,7 @@ def main(argv=None):
             q = statistics.quantiles(values, n=4)
             record["rows"][name] = {"median_ms": 1e3 * statistics.median(values), "q1_ms": 1e3 * q[0],
                                     "q3_ms": 1e3 * q[2], "ratio_to_plain": ratio,
+                                    "overhead_us": 1e6 * statistics.median(v - p for v, p in zip(values, plain)),
                                     "aten_ops": counts[name][0], "host_syncs": counts[name][1]}
             rows.append((f"{objective} k={k}", name, record["rows"][name]))
         if args.breakdown:
@@ -484,11 +513,11 @@ def main(argv=None):
         results["cases"].append(record)
 
     print()
-    print("| objective | step | ms/step (median) | IQR | ratio to plain | aten ops | host syncs |")
-    print("|---|---|---:|---:|---:|---:|---:|")
+    print("| objective | step | ms/step (median) | IQR | ratio to plain | overhead µs/step | aten ops | host syncs |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
     for label, name, row in rows:
         print(f"| {label} | {name.strip()} | {row['median_ms']:.2f} | {row['q1_ms']:.2f}–{row['q3_ms']:.2f} | "
-              f"{row['ratio_to_plain']:.2f} | {row['aten_ops']} | {row['host_syncs']} |")
+              f"{row['ratio_to_plain']:.2f} | {row['overhead_us']:.0f} | {row['aten_ops']} | {row['host_syncs']} |")
     print(f"\nload average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after (2 cores: a load above 2 "
           "means other processes shared the CPU; the ratios, paired per repetition, are the robust numbers). "
           "aten ops: forward + backward + Adam of one step; host syncs: .item()/bool(tensor) outside the "

@@ -93,6 +93,10 @@ def _add_run_options(parser):
     )
     parser.add_argument("--seed", type=int, default=0, help="default 0")
     parser.add_argument("--device", default="auto", help="auto (cuda when present, the default), cpu, cuda, cuda:1")
+    parser.add_argument(
+        "--compile", action="store_true",
+        help="trace the training loss once per batch shape (faster steps; eager, with a warning, where it cannot be)",
+    )
     parser.add_argument("--eval-every", type=int, default=None, help=f"epochs between validation passes (0: none); {_default('eval_every')}")
     parser.add_argument("--test-particles", type=int, default=None, help=f"k of the final IWAE-k log-likelihood; {_default('test_particles')}")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars or per-epoch lines")
@@ -137,6 +141,7 @@ def _config(args, model, guide, objective, out):
         guide_args=None if args.guide_arg is None else _once(args.guide_arg, "--guide-arg"), seed=args.seed, device=args.device,
         out=out, eval_every=args.eval_every, test_particles=args.test_particles, progress=not args.no_progress,
         data_root=args.data_root, download=args.download, imports=args.imports,
+        compile=args.compile,
     )
 
 

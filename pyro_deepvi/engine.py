@@ -46,6 +46,7 @@ import torch.distributed as torch_dist
 from torch import nn
 from tqdm import tqdm
 
+from .compile import CompiledLoss
 from .data import load
 from .data.arrays import ARRAYS, splits_from_arrays
 from .data.checks import check_compatible, check_views
@@ -113,6 +114,7 @@ class TrainConfig:
     data_root: str = None  # where file-based data sets live (default $PYRO_DEEPVI_DATA or ~/.cache/pyro_deepvi)
     download: bool = False  # fetch a missing file-based data set (checksum-verified)
     imports: tuple = ()  # plug-in modules imported before the registries are read (pyro_deepvi.plugins)
+    compile: bool = False  # trace the loss once per batch shape (pyro_deepvi.compile); eager where it cannot be
 
     def __post_init__(self):
         self.imports = import_plugins(self.imports)
@@ -123,6 +125,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if not _is_count(self.eval_every) or self.eval_every < 0:
             raise ValueError(f"eval_every must be a non-negative integer (0: no validation), got {self.eval_every!r}")
+        if not isinstance(self.compile, bool):
+            raise ValueError(f"compile must be true or false, got {self.compile!r}")
         if isinstance(self.lr, bool) or not isinstance(self.lr, numbers.Real) or not (math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"lr must be positive and finite, got {self.lr!r}")
         for name in ("latent_dims", "hidden_dims", "guide_hidden_dims"):
@@ -220,8 +224,14 @@ class Components(nn.Module):
         self.model = model
         self.guide = guide
         self.objective = objective
+        self.compiled = None  # a pyro_deepvi.compile.CompiledLoss that computes the loss instead (--compile)
 
     def forward(self, batch):
+        if self.compiled is not None:
+            return self.compiled(batch)
+        return self.eager_forward(batch)
+
+    def eager_forward(self, batch):
         return self.objective(self.model.model, self.guide, **batch)
 
 
@@ -370,6 +380,11 @@ class Trainer:
                 (self.run_dir / name).unlink(missing_ok=True)
             write_json_atomic(config.to_dict(), self.run_dir / CONFIG)
             self.metrics_path.write_text("")
+        if config.compile:
+            terms = f", terms {sorted(config.terms)}" if config.terms else ""
+            self.components.compiled = CompiledLoss(
+                self.components, f"model {config.model!r}, guide {config.guide!r}, objective {config.objective!r}{terms}"
+            )
         self.loss_module = self.components
         if self.distributed.enabled:
             self.loss_module = nn.parallel.DistributedDataParallel(self.components)
@@ -383,7 +398,7 @@ class Trainer:
                 "choose another --out, or pass --overwrite to start over"
             ) from None
         # The directory is this one however it is spelled (r/x, ./r/x/, an absolute path).
-        free = ("epochs", "progress", "device", "test_particles", "data_root", "download", "out", "imports")
+        free = ("epochs", "progress", "device", "test_particles", "data_root", "download", "out", "imports", "compile")
         current = json.loads(json.dumps(self.config.to_dict()))
         # A field a run's config.json predates has its default value there.
         mismatched = sorted(k for k, v in current.items() if k not in free and v != previous.get(k, DEFAULTS.get(k)))
@@ -442,12 +457,17 @@ class Trainer:
         loss.backward()
         self.optimizer.step()
         self.step += 1
+
+    def _check_parameters(self):
+        """A finite loss can still take a step to inf or NaN (an enormous lr): stop before it is saved.
+
+        Once per epoch, before the checkpoint (per step it cost ~10% of a step; a non-finite
+        parameter makes the next step's loss non-finite, which the loss guard catches)."""
         parameters = dict(self.components.named_parameters())
         if not torch.stack([torch.isfinite(p).all() for p in parameters.values()]).all():
-            # A finite loss can still take a step to inf or NaN (an enormous lr): stop before it is saved.
             bad = [name for name, p in parameters.items() if not torch.isfinite(p).all()]
             raise FloatingPointError(
-                f"training stopped at step {self.step} (epoch {self.epoch + 1}): the optimizer step made "
+                f"training stopped at the end of epoch {self.epoch + 1} (step {self.step}): an optimizer step made "
                 f"{len(bad)} parameter(s) non-finite ({', '.join(bad[:3])}; lr {self.config.lr}); {self._last_good()}"
             )
 
@@ -473,6 +493,7 @@ class Trainer:
                 self._train_step(self.distributed.shard(order[b * batch_size : (b + 1) * batch_size]))
                 for name, value in self.components.objective.parts.items():
                     sums[name] = sums.get(name, 0.0) + value
+            self._check_parameters()
             self.epoch += 1
             record = {"epoch": self.epoch, "step": self.step, "seconds": time.perf_counter() - started}
             record.update({f"train_{k}": float(v) / num_batches for k, v in sums.items()})

@@ -57,6 +57,15 @@ def test_torchrun_cli_resume_is_exact(tmp_path):
     assert len(straight["rng"]) == 2  # each rank's own random state
 
 
+def test_torchrun_cli_compiled_equals_eager(tmp_path):
+    # 1,197 points in batches of 50: shards of 25 and, in the last batch of 47, of 24 and 23 (three traced shapes).
+    for name, *compile_option in (("eager",), ("compiled", "--compile")):
+        torchrun_cli("--out", str(tmp_path / name), "--epochs", "1", "--batch-size", "50", *compile_option)
+    eager, compiled = (torch.load(tmp_path / name / "checkpoint.pt", weights_only=True) for name in ("eager", "compiled"))
+    for key, value in eager["components"].items():
+        torch.testing.assert_close(compiled["components"][key], value, rtol=1e-5, atol=1e-6, msg=key)
+
+
 def test_two_ranks_hold_identical_parameters_and_match_one_process(tmp_path):
     run(["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"], tmp_path)
     run([], tmp_path)

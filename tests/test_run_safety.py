@@ -137,23 +137,42 @@ def test_metrics_bytes_is_bounded_by_the_file(tmp_path):
     assert [r["epoch"] for r in read_metrics(run)] == [1, 2]
 
 
-def test_a_step_that_makes_parameters_non_finite_is_never_checkpointed(tmp_path, capsys, monkeypatch):
-    run = tmp_path / "run"
-    step = torch.optim.Adam.step
+def _overflow_at(monkeypatch, step_number):
+    """Adam's step ``step_number`` (from 1) sets a parameter to NaN: what --lr inf did, a finite loss, then a NaN step."""
+    step, count = torch.optim.Adam.step, [0]
 
-    def overflowing_step(self, *args, **kwargs):  # what --lr inf did: a finite loss, then a step to NaN
+    def overflowing_step(self, *args, **kwargs):
         result = step(self, *args, **kwargs)
-        with torch.no_grad():
-            self.param_groups[0]["params"][0].fill_(float("nan"))
+        count[0] += 1
+        if count[0] == step_number:
+            with torch.no_grad():
+                self.param_groups[0]["params"][0].fill_(float("nan"))
         return result
 
     monkeypatch.setattr(torch.optim.Adam, "step", overflowing_step)
-    # One step per epoch (1,197 points): the step's loss is finite, the parameters it leaves are not.
+
+
+def test_a_step_that_makes_parameters_non_finite_is_never_checkpointed(tmp_path, capsys, monkeypatch):
+    run = tmp_path / "run"
+    _overflow_at(monkeypatch, 1)
+    # One step per epoch (1,197 points): the epoch's last step leaves non-finite parameters, checked before the save.
     assert train(run, 2, "--batch-size", "2000") == 2
     err = capsys.readouterr().err
-    assert "training stopped at step 1 (epoch 1): the optimizer step made 1 parameter(s) non-finite" in err
+    assert "training stopped at the end of epoch 1 (step 1): an optimizer step made 1 parameter(s) non-finite (" in err
+    assert "model.decoder" in err or "guide." in err  # the parameter is named
     assert "no checkpoint was written yet" in err
     assert not (run / CHECKPOINT).exists()
+
+
+def test_a_non_finite_parameter_inside_an_epoch_stops_at_the_next_step(tmp_path, capsys, monkeypatch):
+    run = tmp_path / "run"
+    _overflow_at(monkeypatch, 4)  # the first step of epoch 2 (3 steps per epoch)
+    assert train(run, 3, "--batch-size", "500") == 2
+    err = capsys.readouterr().err
+    assert "training stopped at step 4 (epoch 2)" in err and "the last good checkpoint is" in err
+    checkpoint = torch.load(run / CHECKPOINT, weights_only=True)
+    assert checkpoint["epoch"] == 1
+    assert all(torch.isfinite(value).all() for value in checkpoint["components"].values() if value.is_floating_point())
 
 
 @pytest.mark.parametrize("spelling", ["r/x/", "./r/x", "absolute"])

@@ -119,6 +119,16 @@ class Objective(nn.Module):
             )
 
     def forward(self, model, guide, *args, **kwargs):
+        loss, parts, traces = self.loss_and_parts(model, guide, self.weights, args, kwargs)
+        if not torch.isfinite(loss):
+            raise NonFiniteLossError(f"loss is {loss.item()}: {_first_nonfinite_site(*traces)}")
+        # TraceGraph_ELBO's provenance tracking wraps tensors of non-reparameterized sites; logs want plain ones.
+        self.parts = {name: detach_provenance(value) for name, value in parts.items()}
+        return loss
+
+    def loss_and_parts(self, model, guide, weights, args, kwargs):
+        """The loss, its detached parts and the ``(model_trace, guide_trace)`` of one run, with the
+        terms' ``weights`` given (numbers, or tensors for a compiled step: :mod:`pyro_deepvi.compile`)."""
         try:
             model_trace, guide_trace = self._traces(model, guide, args, kwargs)
         except ValueError as e:
@@ -129,25 +139,21 @@ class Objective(nn.Module):
                 traces = self._traces(model, guide, args, kwargs)
             raise NonFiniteLossError(f"{_first_nonfinite_site(*traces)} ({str(e).splitlines()[0]})") from e
         nesting = self._max_plate_nesting
-        weights = log_weights(model_trace, guide_trace, nesting)
-        loss = self.estimator.loss(model_trace, guide_trace, weights)
-        log_w = total(weights).detach()
+        log_ws = log_weights(model_trace, guide_trace, nesting)
+        loss = self.estimator.loss(model_trace, guide_trace, log_ws)
+        log_w = total(log_ws).detach()
         parts = {
             "elbo": log_w.mean(),
             "bound": self.estimator.bound(log_w).mean(),
-            "rate": (weights.log_q - weights.log_p_latent).detach().mean(),
-            "distortion": -weights.log_p_obs.detach().mean(),
+            "rate": (log_ws.log_q - log_ws.log_p_latent).detach().mean(),
+            "distortion": -log_ws.log_p_obs.detach().mean(),
         }
-        num_data = weights.scale * log_w.shape[1]
+        num_data = log_ws.scale * log_w.shape[1]
         self._check_terms_fit(guide_trace)
         for name, term in self.terms.items():
-            value = term(model_trace, guide_trace, weights)
-            loss = loss + num_data * self.weights[name] * value
+            value = term(model_trace, guide_trace, log_ws)
+            loss = loss + weights[name] * (num_data * value)  # a tensor weight rounds as a number would
             if term.auxiliary_loss is not None:
                 loss = loss + num_data * term.auxiliary_loss
             parts[name] = value.detach()
-        if not torch.isfinite(loss):
-            raise NonFiniteLossError(f"loss is {loss.item()}: {_first_nonfinite_site(model_trace, guide_trace)}")
-        # TraceGraph_ELBO's provenance tracking wraps tensors of non-reparameterized sites; logs want plain ones.
-        self.parts = {name: detach_provenance(value) for name, value in parts.items()}
-        return loss
+        return loss, parts, (model_trace, guide_trace)

@@ -82,12 +82,19 @@ def _log_normal(value, scale):
     return -0.5 * (value / scale) ** 2 - math.log(scale) - 0.5 * math.log(2 * math.pi)
 
 
-@pytest.mark.parametrize("family", ["gamma", "bernoulli", "poisson"])
-def test_log_density_matches_a_hand_computation(family):
+@pytest.mark.parametrize(
+    "family, link", [("gamma", "identity"), ("bernoulli", "identity"), ("poisson", "identity"), ("poisson", "log")]
+)
+def test_log_density_matches_a_hand_computation(family, link):
+    """The joint log-density of a two-layer DEF, by hand: a gamma top unit over two units of
+    ``family``; a Poisson layer's rate is z_2ᵀ w_{1,k} (identity link, gamma weights, the
+    paper's Poisson DEF) or exp(z_2ᵀ w_{1,k}) (log link, normal weights)."""
     hyper = dict(gamma_shape=0.5, top_gamma_rate=2.0, weight_gamma_shape=0.3, weight_gamma_rate=0.7, weight_normal_scale=1.5)
-    model = DeepExponentialFamily(3, num_data=1, layer_sizes=(2, 1), families=(family, "gamma"), **hyper)
+    model = DeepExponentialFamily(3, num_data=1, layer_sizes=(2, 1), families=(family, "gamma"), poisson_link=link, **hyper)
+    positive_weights = family == "gamma" or (family, link) == ("poisson", "identity")
+    assert model.latent_sites["W1"].family == ("gamma" if positive_weights else "normal")
     W0 = [[0.2, 1.0], [0.5, 0.1], [1.5, 0.3]]  # [V, K1]
-    W1 = [[0.4], [-0.8 if family != "gamma" else 2.0]]  # [K1, K2]
+    W1 = [[0.4], [2.0 if positive_weights else -0.8]]  # [K1, K2]
     z2 = 1.5
     z1 = {"gamma": [0.6, 0.2], "bernoulli": [1.0, 0.0], "poisson": [2.0, 1.0]}[family]
     x = [2.0, 0.0, 1.0]
@@ -102,6 +109,8 @@ def test_log_density_matches_a_hand_computation(family):
         elif family == "bernoulli":
             p = 1 / (1 + math.exp(-a))
             expected += _log_normal(W1[k][0], 1.5) + math.log(p if z1[k] else 1 - p)
+        elif link == "identity":
+            expected += _log_gamma(W1[k][0], 0.3, 0.7) + _log_poisson(z1[k], a)
         else:
             expected += _log_normal(W1[k][0], 1.5) + _log_poisson(z1[k], math.exp(a))
     for i in range(3):

@@ -11,6 +11,10 @@ half is scored (``pyro_deepvi.evaluation.perplexity``). The runs:
 ``mixed-100-30``        DEF of 100 gamma units over 30 Poisson units (log link, normal W1),
                         ``tracegraph_elbo`` (reparameterized gamma, Rao-Blackwellized score
                         function for the Poisson units)
+``poisson-100-30``       the paper's Poisson DEF 100-30: Poisson units, rates z_{l+1}ᵀ w (identity
+                        link, gamma weights), ``tracegraph_elbo``
+``poisson-100-30-log``   the same with the log link, rates exp(z_2ᵀ w_1) and normal W1
+                        (``poisson_link="log"``; W0 stays gamma, the rate of x linear)
 ``gamma-100-30-15-score``  the gamma DEF, ``local_score_function`` guide, ``tracegraph_elbo``: the
                         paper's Rao-Blackwellized score function, no reparameterization (with
                         ``local``, ``tracegraph_elbo`` gives the same gradient as ``elbo``)
@@ -56,6 +60,14 @@ RUNS = {
     "mixed-100-30": dict(
         kind="def", latent_dims=(100, 30), guide="local", objective="tracegraph_elbo",
         model_args={"families": ["gamma", "poisson"]}, paper=None,
+    ),
+    "poisson-100-30": dict(
+        kind="def", latent_dims=(100, 30), guide="local", objective="tracegraph_elbo",
+        model_args={"families": ["poisson", "poisson"]}, paper=None,
+    ),
+    "poisson-100-30-log": dict(
+        kind="def", latent_dims=(100, 30), guide="local", objective="tracegraph_elbo",
+        model_args={"families": ["poisson", "poisson"], "poisson_link": "log"}, paper=None,
     ),
     "gamma-100-30-15-score": dict(
         kind="def", latent_dims=(100, 30, 15), guide="local_score_function", objective="tracegraph_elbo", paper=None
@@ -127,8 +139,9 @@ def markdown(results, table, args):
     for name, r in results.items():
         spec = table[name]
         if spec["kind"] == "def":
-            families = spec.get("model_args", {}).get("families")
+            families, link = spec.get("model_args", {}).get("families"), spec.get("model_args", {}).get("poisson_link")
             model = "DEF " + "-".join(map(str, spec["latent_dims"])) + (f" ({'/'.join(families)})" if families else "")
+            model += f", {link} link" if link else ""
             how = f"{spec['guide']} / {spec['objective']}"
             elbo_value = _fmt(r["final_elbo_per_document"], 1)
         else:

@@ -3,8 +3,9 @@
     q(z, W) = Π_l q(W_l; ξ_l) Π_n Π_l Π_k q(z_{n,l,k}; λ_{n,l,k})
 
 one factor per latent coordinate, in the family of its prior: gamma factors for gamma
-units and weights, Bernoulli (logits) and Poisson (rate) factors for those units, normal
-factors for normal weights. A local site's parameters form a table of num_data × units
+units and gamma weights (those into gamma and identity-link Poisson layers, and W_0),
+Bernoulli (logits) and Poisson (rate) factors for those units, normal factors for normal
+weights. A local site's parameters form a table of num_data × units
 rows gathered by the batch's ``index`` (the whole table when ``index`` is None), so a
 data point's factors move only when it is in the batch; the sites and their plates come
 from the model's ``latent_sites`` (see :mod:`pyro_deepvi.models.exponential_families`).

@@ -16,8 +16,11 @@ Each layer's family (``families``, bottom to top) fixes its link and its weights
   Gamma(α_L, ``top_gamma_rate``).
 - ``"bernoulli"`` (sigmoid belief network): z_{l,k} ~ Bernoulli(σ(z_{l+1}ᵀ w_{l,k}));
   W_l ~ N(0, σ_w²) (``weight_normal_scale``). Top layer: Bernoulli(``top_bernoulli_prob``).
-- ``"poisson"`` (log link): z_{l,k} ~ Poisson(exp(z_{l+1}ᵀ w_{l,k})); W_l ~ N(0, σ_w²).
-  Top layer: Poisson(``top_poisson_rate``).
+- ``"poisson"``: with ``poisson_link="identity"`` (the default, the paper's Poisson DEF) the
+  natural parameter is η = log(z_{l+1}ᵀ w_{l,k}), so z_{l,k} ~ Poisson(z_{l+1}ᵀ w_{l,k}) and
+  E z_{l,k} = z_{l+1}ᵀ w_{l,k}, with W_l ~ Gamma(α_w, β_w) to keep the rate positive; with
+  ``poisson_link="log"``, η = z_{l+1}ᵀ w_{l,k}: z_{l,k} ~ Poisson(exp(z_{l+1}ᵀ w_{l,k})) and
+  W_l ~ N(0, σ_w²). Top layer: Poisson(``top_poisson_rate``).
 
 The defaults are the paper's sparse gamma DEF for text: α_l = 0.1, z_L ~ Gamma(0.1, 0.1),
 W ~ Gamma(0.1, 0.3). A gamma mean or Poisson rate of exactly zero (all parents of a unit
@@ -69,6 +72,7 @@ from ..registry import MODELS
 from .base import check_batch, data_plate
 
 FAMILIES = ("gamma", "bernoulli", "poisson")
+POISSON_LINKS = ("identity", "log")
 
 
 class LatentSite(NamedTuple):
@@ -108,11 +112,6 @@ def _positive(value):
     return value.clamp(min=torch.finfo(value.dtype).tiny)
 
 
-def _weight_family(family):
-    """Gamma weights keep a gamma layer's mean positive; logits and log-rates take normal ones."""
-    return "gamma" if family == "gamma" else "normal"
-
-
 def _check_layers(what, sizes, families):
     sizes = tuple(sizes)
     if not sizes or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in sizes):
@@ -149,11 +148,18 @@ class _DeepExponentialFamilyBase(PyroModule):
         weight_gamma_shape=0.1,
         weight_gamma_rate=0.3,
         weight_normal_scale=1.0,
+        poisson_link="identity",
         held_out=0.5,
         completion_steps=COMPLETION_STEPS,
     ):
         super().__init__()
         self.layer_sizes, self.families = _check_layers("layer_sizes", layer_sizes, families)
+        if poisson_link not in POISSON_LINKS:
+            raise ValueError(
+                f"poisson_link must be 'identity' (rate z_{{l+1}}ᵀ w, gamma weights: the paper's Poisson DEF) "
+                f"or 'log' (rate exp(z_{{l+1}}ᵀ w), normal weights), got {poisson_link!r}"
+            )
+        self.poisson_link = poisson_link
         positive = dict(
             gamma_shape=gamma_shape,
             top_gamma_rate=top_gamma_rate,
@@ -183,12 +189,18 @@ class _DeepExponentialFamilyBase(PyroModule):
         sizes, L = self.layer_sizes, len(self.layer_sizes)
         for l in range(L - 1, 0, -1):
             plates = ((f"z{l}_units", sizes[l - 1], -2), (f"W{l}_inputs", sizes[l], -1))
-            self.latent_sites[f"W{l}"] = LatentSite(_weight_family(self.families[l - 1]), plates, False)
+            self.latent_sites[f"W{l}"] = LatentSite(self.weight_family(self.families[l - 1]), plates, False)
         for l in range(L, 0, -1):
             self.latent_sites[f"z{l}"] = LatentSite(self.families[l - 1], ((f"z{l}_units", sizes[l - 1], -2),), True)
         self.latent_shapes = OrderedDict(
             (name, torch.Size([site.plates[0][1]])) for name, site in self.latent_sites.items() if site.local
         )
+
+    def weight_family(self, family):
+        """The prior family of the weights into a ``family`` layer: gamma weights keep a gamma
+        mean or an identity-link Poisson rate positive; logits and log-rates take normal ones."""
+        positive = family == "gamma" or (family == "poisson" and self.poisson_link == "identity")
+        return "gamma" if positive else "normal"
 
     def _sample(self, name, fn, plates):
         with self.latent_sites[name].plate_stack(plates):
@@ -218,7 +230,7 @@ class _DeepExponentialFamilyBase(PyroModule):
             return dist.Gamma(shape, shape / _positive(predictor))
         if family == "bernoulli":
             return dist.Bernoulli(logits=predictor)
-        return dist.Poisson(predictor.exp())
+        return dist.Poisson(_positive(predictor) if self.poisson_link == "identity" else predictor.exp())
 
     def _sample_rows(self, x, plates):
         """W{L-1}, ..., W1, then z{L}, ..., z1 top-down; returns z1, [K_1, B]."""
@@ -275,7 +287,10 @@ class DeepExponentialFamily(_DeepExponentialFamilyBase):
     :param float top_poisson_rate: the rate of a Poisson top layer.
     :param float weight_gamma_shape: α_w of gamma weights (W0 and gamma layers' W_l).
     :param float weight_gamma_rate: β_w of gamma weights.
-    :param float weight_normal_scale: σ_w of normal weights (Bernoulli and Poisson layers).
+    :param float weight_normal_scale: σ_w of normal weights (Bernoulli and log-link Poisson layers).
+    :param str poisson_link: the link of Poisson layers below the top: ``"identity"`` (rate
+        z_{l+1}ᵀ w_{l,k}, gamma weights; the paper's Poisson DEF) or ``"log"`` (rate
+        exp(z_{l+1}ᵀ w_{l,k}), normal weights).
     :param float held_out: the fraction of each held-out document's tokens that
         :meth:`evaluate` scores.
     :param int completion_steps: Adam steps of :meth:`evaluate`'s fit of a held-out
@@ -349,7 +364,7 @@ class DoubleDEF(_DeepExponentialFamilyBase):
         for l in range(M, 0, -1):
             if l < M:
                 plates = ((f"Wr{l}_inputs", sizes[l], -2), (f"zr{l}_units", sizes[l - 1], -1))
-                self.latent_sites[f"Wr{l}"] = LatentSite(_weight_family(self.column_families[l - 1]), plates, False)
+                self.latent_sites[f"Wr{l}"] = LatentSite(self.weight_family(self.column_families[l - 1]), plates, False)
             plates = (("columns", self.data_shape[0], -2), (f"zr{l}_units", sizes[l - 1], -1))
             self.latent_sites[f"zr{l}"] = LatentSite(self.column_families[l - 1], plates, False)
         self._add_row_sites()

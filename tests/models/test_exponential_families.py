@@ -1,15 +1,19 @@
 """Deep exponential families: sites, the log-density by hand, the local guide, training, the double DEF."""
 
+import json
 import math
 
 import pyro
+import pyro.distributions as dist
 import pytest
 import torch
 from pyro import poutine
 from pyro.poutine.util import site_is_subsample
 from torch.nn.functional import softplus
 
+import pyro_deepvi
 from pyro_deepvi import GUIDES, TrainConfig
+from pyro_deepvi.cli import main
 from pyro_deepvi.data import Dataset
 from pyro_deepvi.data.reuters import load_reuters
 from pyro_deepvi.engine import Trainer
@@ -82,12 +86,19 @@ def _log_normal(value, scale):
     return -0.5 * (value / scale) ** 2 - math.log(scale) - 0.5 * math.log(2 * math.pi)
 
 
-@pytest.mark.parametrize("family", ["gamma", "bernoulli", "poisson"])
-def test_log_density_matches_a_hand_computation(family):
+@pytest.mark.parametrize(
+    "family, link", [("gamma", "identity"), ("bernoulli", "identity"), ("poisson", "identity"), ("poisson", "log")]
+)
+def test_log_density_matches_a_hand_computation(family, link):
+    """The joint log-density of a two-layer DEF, by hand: a gamma top unit over two units of
+    ``family``; a Poisson layer's rate is z_2ᵀ w_{1,k} (identity link, gamma weights, the
+    paper's Poisson DEF) or exp(z_2ᵀ w_{1,k}) (log link, normal weights)."""
     hyper = dict(gamma_shape=0.5, top_gamma_rate=2.0, weight_gamma_shape=0.3, weight_gamma_rate=0.7, weight_normal_scale=1.5)
-    model = DeepExponentialFamily(3, num_data=1, layer_sizes=(2, 1), families=(family, "gamma"), **hyper)
+    model = DeepExponentialFamily(3, num_data=1, layer_sizes=(2, 1), families=(family, "gamma"), poisson_link=link, **hyper)
+    positive_weights = family == "gamma" or (family, link) == ("poisson", "identity")
+    assert model.latent_sites["W1"].family == ("gamma" if positive_weights else "normal")
     W0 = [[0.2, 1.0], [0.5, 0.1], [1.5, 0.3]]  # [V, K1]
-    W1 = [[0.4], [-0.8 if family != "gamma" else 2.0]]  # [K1, K2]
+    W1 = [[0.4], [2.0 if positive_weights else -0.8]]  # [K1, K2]
     z2 = 1.5
     z1 = {"gamma": [0.6, 0.2], "bernoulli": [1.0, 0.0], "poisson": [2.0, 1.0]}[family]
     x = [2.0, 0.0, 1.0]
@@ -102,11 +113,80 @@ def test_log_density_matches_a_hand_computation(family):
         elif family == "bernoulli":
             p = 1 / (1 + math.exp(-a))
             expected += _log_normal(W1[k][0], 1.5) + math.log(p if z1[k] else 1 - p)
+        elif link == "identity":
+            expected += _log_gamma(W1[k][0], 0.3, 0.7) + _log_poisson(z1[k], a)
         else:
             expected += _log_normal(W1[k][0], 1.5) + _log_poisson(z1[k], math.exp(a))
     for i in range(3):
         expected += _log_poisson(x[i], W0[i][0] * z1[0] + W0[i][1] * z1[1])
     assert trace.log_prob_sum().item() == pytest.approx(expected, rel=1e-5)
+
+
+def _poisson_def_table(x, W0, W1, top_rate, link, most=30):
+    """log p(x_n, z_2, z_1 | W) of a Poisson DEF with one top unit over K_1 Poisson units, in
+    float64 for every row x_n and every (z_2, z_1) in 0..``most`` (beyond it the mass is
+    negligible for these rates): Poisson(z2; λ) Π_k Poisson(z1_k; g(z2 w_{1,k})) Π_i
+    Poisson(x_i; z1ᵀ w_{0,i}), g the identity or exp, a rate of zero floored at float32's
+    smallest positive number as the model does. Returns the table [N, Z2, C] and the
+    counts 0..most [Z2] and configurations of z1 [C, K1] it runs over."""
+    x, W0, W1 = x.double(), W0.double(), W1.double()
+    floor = torch.finfo(torch.float32).tiny
+    counts = torch.arange(most + 1, dtype=torch.float64)
+    log_poisson = lambda k, rate: k * rate.clamp(min=floor).log() - rate - torch.lgamma(k + 1)
+    z1 = torch.cartesian_prod(*[counts] * W0.shape[1])  # [C, K1]: every configuration of z1
+    rates = W1[:, 0] * counts[:, None]  # [Z2, K1]: z_2 w_{1,k} for each z2
+    rates = rates if link == "identity" else rates.exp()
+    log_z1 = log_poisson(z1, rates[:, None, :]).sum(-1)  # [Z2, C]
+    log_z2 = log_poisson(counts, torch.tensor(top_rate, dtype=torch.float64))  # [Z2]
+    log_x = log_poisson(x[:, None, :], (z1 @ W0.T)[None]).sum(-1)  # [N, C]
+    return log_z2[None, :, None] + log_z1[None] + log_x[:, None, :], counts, z1
+
+
+@pytest.mark.parametrize("link", ["identity", "log"])
+def test_poisson_def_elbo_is_below_the_exact_log_likelihood(link):
+    """A Poisson DEF 2-1 with its weights fixed, over three rows: log p(x | W) by enumeration;
+    the ELBO of a local guide (Poisson factors, trained by the score function) by enumeration
+    over q, which the objective's Monte Carlo estimate matches and which lies below log p(x | W)."""
+    pyro.set_rng_seed(0)
+    W0 = torch.tensor([[1.5, 0.1], [0.1, 2.0], [0.8, 0.8]])  # [V, K1]
+    W1 = torch.tensor([[1.2], [0.6]]) if link == "identity" else torch.tensor([[0.7], [-0.4]])  # [K1, K2]
+    x = torch.tensor([[4.0, 0.0, 2.0], [0.0, 3.0, 1.0], [1.0, 1.0, 1.0]])
+    model = DeepExponentialFamily(3, num_data=3, layer_sizes=(2, 1), families=("poisson", "poisson"),
+                                  poisson_link=link, top_poisson_rate=1.5)
+    table, counts, z1 = _poisson_def_table(x, W0, W1, 1.5, link)
+    log_likelihood = table.flatten(1).logsumexp(-1).sum().item()
+    conditioned = poutine.condition(model.model, data={"W0": W0, "W1": W1})
+    guide = LocalGuide(model, local_only=True)
+
+    def exact_elbo():  # Σ_z q(z) [log p(x, z | W) − log q(z)], q(z) = q(z2) Π_k q(z1_k) per row
+        rates = {name: mean.detach().double() for name, mean in guide.local_means().items()}  # [N, units]
+        log_q2 = dist.Poisson(rates["z2"][:, 0]).log_prob(counts[:, None]).T  # [N, Z2]
+        log_q1 = dist.Poisson(rates["z1"][:, None, :]).log_prob(z1[None]).sum(-1)  # [N, C]
+        log_q = log_q2[:, :, None] + log_q1[:, None, :]
+        return (log_q.exp() * (table - log_q)).sum().item()
+
+    before = exact_elbo()
+    optimizer = torch.optim.Adam(guide.parameters(), lr=0.05)
+    with pyro.validation_enabled(False):
+        for _ in range(200):
+            loss = tracegraph_elbo(particles=8)(conditioned, guide, x=x)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        with torch.no_grad():
+            draws = torch.tensor([-float(elbo(particles=500)(conditioned, guide, x=x)) for _ in range(20)])
+    after = exact_elbo()
+    # The objective scores log p(x, z, W) with W conditioned on: its prior's log-density is in the bound.
+    log_prior = sum(
+        model.weight_prior(model.latent_sites[name].family, x).log_prob(value).sum().item()
+        for name, value in {"W0": W0, "W1": W1}.items()
+    )
+    estimate, stderr = draws.mean().item() - log_prior, draws.std().item() / 20**0.5
+    assert abs(estimate - after) < 4 * stderr + 1e-4 * abs(after)
+    assert before < after < log_likelihood
+    # The other link is another likelihood of the same counts.
+    other, _, _ = _poisson_def_table(x, W0, W1, 1.5, "log" if link == "identity" else "identity")
+    assert abs(other.flatten(1).logsumexp(-1).sum().item() - log_likelihood) > 1.0
 
 
 def test_double_def_sites_and_log_density():
@@ -139,6 +219,8 @@ def test_options_are_checked():
         DeepExponentialFamily(5, 10, ())
     with pytest.raises(ValueError, match="gamma_shape"):
         DeepExponentialFamily(5, 10, (3,), gamma_shape=0.0)
+    with pytest.raises(ValueError, match="poisson_link must be 'identity' .* or 'log' .*, got 'softplus'"):
+        DeepExponentialFamily(5, 10, (3, 2), families=("poisson", "poisson"), poisson_link="softplus")
     with pytest.raises(ValueError, match=r"column_layer_sizes\[0\] must equal"):
         DoubleDEF(5, 10, (3,), column_layer_sizes=(4,))
     with pytest.raises(ValueError, match="'local'"):  # an amortized Gaussian guide cannot fit gamma units
@@ -265,6 +347,34 @@ def test_train_and_evaluate_with_the_engine(tmp_path):
     assert len(records) == 2 and '"valid_perplexity"' in records[-1]
     result = trainer.evaluate()
     assert math.isfinite(result["perplexity"]) and result["held_out_words"] == 20 * 20
+
+
+def test_poisson_def_trains_from_the_command_line(tmp_path, capsys):
+    """`pyro-deepvi train def` with Poisson layers and either link, at a tiny size on reuters:
+    the identity link's weights are gamma (positive) and the log link's normal; a bad link is
+    one clear error."""
+    common = ["def", "--latent-dims", "5,3", "--epochs", "3", "--eval-every", "0", "--no-progress",
+              "--objective", "tracegraph_elbo", "--model-arg", 'families=["poisson","poisson"]',
+              "--model-arg", "completion_steps=5"]
+    for link in ("identity", "log"):
+        out = tmp_path / link
+        assert main(["train", *common, "--model-arg", f"poisson_link={link}", "--out", str(out)]) == 0
+        config, components = pyro_deepvi.restore(out, device="cpu")
+        model, guide = components.model, components.guide
+        assert model.poisson_link == link and model.families == ("poisson", "poisson")
+        assert math.isfinite(json.loads((out / "eval.json").read_text())["perplexity"])
+        with torch.no_grad(), pyro.validation_enabled(False):
+            weights = poutine.trace(guide).get_trace(config.load_data("train").x).nodes["W1"]["value"]
+        if link == "identity":
+            assert model.latent_sites["W1"].family == "gamma" and (weights > 0).all()
+        else:
+            assert model.latent_sites["W1"].family == "normal" and (weights < 0).any()
+        assert model.latent_sites["W0"].family == "gamma" and (guide.global_means()["W0"] > 0).all()
+    capsys.readouterr()
+    assert main(["train", *common, "--model-arg", "poisson_link=logit", "--out", str(tmp_path / "bad")]) == 2
+    err = capsys.readouterr().err
+    assert "error: poisson_link must be 'identity'" in err and "got 'logit'" in err and "Traceback" not in err
+    assert not (tmp_path / "bad").exists()
 
 
 @pytest.mark.slow

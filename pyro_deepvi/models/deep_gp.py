@@ -38,6 +38,7 @@ own ``evaluate`` — test log-likelihood and RMSE for ``dgp``; for ``dgp_lvm`` t
 test rows whose q(X), q(Z) are fitted with the GPs fixed, and a linear probe of E_q[Z].
 """
 
+import math
 from collections import OrderedDict
 
 import pyro
@@ -61,21 +62,25 @@ JITTER = {torch.float64: 1e-6, torch.float32: 1e-4}
 PREDICTIVE_SAMPLES = 100
 
 
-def whitened_conditional(x, z, kernel, v, jitter=None):
-    """Mean and variance of f(x) given whitened inducing outputs ``v`` at ``z``.
+def whitened_conditional(x, z, kernel, loc, scale_tril=None, jitter=None):
+    """Mean and variance of f(x) given whitened inducing outputs v ~ N(``loc``, R Rᵀ) at ``z``.
 
     ``pyro.contrib.gp.util.conditional`` takes one input matrix for every draw; a deep
     GP's inner layers give each draw its own, so this version broadcasts a batch of
-    inputs against a batch of ``v``::
+    inputs against a batch of ``loc``. With A = L⁻¹ k(z, x), K_zz + jitter·I = L Lᵀ::
 
-        loc = k(x, z) L⁻ᵀ vᵀ,   var = k(x, x) − ‖L⁻¹ k(z, x)‖²,   K_zz + jitter·I = L Lᵀ
+        mean_d = aᵀ loc_d,   var_d = k(x, x) − ‖a‖² + ‖R_dᵀ a‖²
+
+    per point and output d: the marginal of f(x) under q(v) (Salimbeni & Deisenroth 2017,
+    eq. 7), or f(x) given v = ``loc`` when ``scale_tril`` is ``None``.
 
     :param x: inputs [..., B, D_in].
     :param z: inducing inputs [M, D_in].
     :param kernel: a ``pyro.contrib.gp`` kernel.
-    :param v: whitened inducing outputs [..., D_out, M].
+    :param loc: whitened inducing outputs, or their mean under q(v) [..., D_out, M].
+    :param scale_tril: R [D_out, M, M] of q(v), or ``None``.
     :param float jitter: added to K_zz's diagonal (by default :data:`JITTER` of z's dtype).
-    :returns: ``(loc [..., B, D_out], var [..., B])``, the variance shared by the outputs.
+    :returns: ``(loc [..., B, D_out], var [..., B, D_out])``.
     """
     jitter = JITTER.get(z.dtype, 1e-4) if jitter is None else jitter
     num_inducing = z.shape[0]
@@ -84,9 +89,41 @@ def whitened_conditional(x, z, kernel, v, jitter=None):
     flat = x.reshape(-1, x.shape[-1])
     k_zx = kernel(z, flat).reshape((num_inducing,) + x.shape[:-1]).movedim(0, -2)
     a = torch.linalg.solve_triangular(cholesky, k_zx, upper=False)
-    loc = (v @ a).transpose(-1, -2)
-    var = kernel(flat, diag=True).reshape(x.shape[:-1]) - a.pow(2).sum(-2)
-    return loc, var.clamp(min=jitter)
+    mean = (loc @ a).transpose(-1, -2)
+    var = (kernel(flat, diag=True).reshape(x.shape[:-1]) - a.pow(2).sum(-2)).clamp(min=jitter).unsqueeze(-1)
+    if scale_tril is not None:
+        var = var + (scale_tril.transpose(-1, -2) @ a.unsqueeze(-3)).pow(2).sum(-2).transpose(-1, -2)
+    return mean, var.expand(mean.shape)
+
+
+class InducingPosterior(PyroModule):
+    """q(V) = Π_d N(μ_d, R_d R_dᵀ) over a [D, M] site, with R_d = diag(s_d) (I + N_d) for a
+    strictly lower-triangular N_d and s_d = exp(·): Adam's steps (about lr each) then move
+    the off-diagonal entries relative to their row's scale, and R_d stays well conditioned
+    for the log-density's triangular solves however small s_d is."""
+
+    def __init__(self, shape, init_scale):
+        super().__init__()
+        rows, num_inducing = shape
+        self.loc = nn.Parameter(torch.zeros(rows, num_inducing))
+        self.log_scale = nn.Parameter(torch.full((rows, num_inducing), math.log(init_scale)))
+        self.lower = nn.Parameter(torch.zeros(rows, num_inducing, num_inducing))
+
+    @property
+    def scale_tril(self):
+        unit = self.lower.tril(-1) + torch.eye(self.lower.shape[-1], dtype=self.lower.dtype, device=self.lower.device)
+        return self.log_scale.exp().unsqueeze(-1) * unit
+
+    @torch.no_grad()
+    def set(self, loc, scale_tril):
+        """Set μ and R (any lower-triangular R with a positive diagonal)."""
+        diagonal = scale_tril.diagonal(dim1=-2, dim2=-1)
+        self.loc.copy_(loc)
+        self.log_scale.copy_(diagonal.log())
+        self.lower.copy_(scale_tril / diagonal.unsqueeze(-1))
+
+    def forward(self):
+        return dist.MultivariateNormal(self.loc, scale_tril=self.scale_tril).to_event(1)
 
 
 class SparseGPLayer(PyroModule):
@@ -110,8 +147,12 @@ class SparseGPLayer(PyroModule):
         self.register_buffer("mean_projection", mean_projection)
 
     def forward(self, x, v):
-        """``(loc, var)`` of f(x) given v (see :func:`whitened_conditional`), mean added."""
-        loc, var = whitened_conditional(x, self.inducing_inputs, self.kernel, v)
+        """``(loc, var)`` [..., B, D_out] of f(x) given v [..., D_out, M], or its marginal under
+        ``v`` = q(V) (an :class:`InducingPosterior`); see :func:`whitened_conditional`. Mean added."""
+        if isinstance(v, InducingPosterior):
+            loc, var = whitened_conditional(x, self.inducing_inputs, self.kernel, v.loc, v.scale_tril)
+        else:
+            loc, var = whitened_conditional(x, self.inducing_inputs, self.kernel, v)
         if self.mean_projection is not None:
             loc = loc + x @ self.mean_projection
         return loc, var
@@ -119,7 +160,7 @@ class SparseGPLayer(PyroModule):
     def sample(self, x, v):
         """One reparameterized draw of f(x) per point and output, [..., B, D_out]."""
         loc, var = self(x, v)
-        return loc + var.sqrt().unsqueeze(-1) * torch.randn_like(loc)
+        return loc + var.sqrt() * torch.randn_like(loc)
 
 
 def principal_projection(x, output_dim):
@@ -184,17 +225,27 @@ class _InducingLayers(PyroModule):
         self.inducing_init_scales = dict(zip(self.inducing_shapes, init_scales))
 
     def sample_inducing(self, like):
-        """V_l ~ N(0, I) for every layer, as [..., D_l, M] (a particle plate's draws on the left)."""
+        """V_l ~ N(0, I) for every layer, as [..., D_l, M] (a particle plate's draws on the left).
+
+        The prior is a MultivariateNormal per output row, so that KL(q(V) ‖ p(V)) has a closed
+        form (the ``elbo_analytic_kl`` objective)."""
         values = []
-        for name, shape in self.inducing_shapes.items():
-            v = pyro.sample(name, dist.Normal(like.new_zeros(shape), 1.0).to_event(2))
-            values.append(v.reshape((-1,) + shape) if v.dim() > 2 else v)
+        for name, (rows, num_inducing) in self.inducing_shapes.items():
+            eye = torch.eye(num_inducing, dtype=like.dtype, device=like.device)
+            prior = dist.MultivariateNormal(like.new_zeros(rows, num_inducing), scale_tril=eye).to_event(1)
+            v = pyro.sample(name, prior)
+            values.append(v.reshape((-1, rows, num_inducing)) if v.dim() > 2 else v)
         return values
 
 
 @MODELS.register("dgp", "doubly-stochastic deep GP regression (Salimbeni & Deisenroth 2017); --latent-dims '' is the SVGP")
 class DeepGP(_InducingLayers):
     """A deep GP for regression of float targets ``y`` [N] on inputs ``x`` [N, D].
+
+    The model holds q(V) of every layer (``posteriors``; the ``inducing`` guide draws from these
+    same modules), as ``pyro.contrib.gp``'s ``VariationalSparseGP`` does: its likelihood uses
+    each layer's marginal q(f_l(h)) = ∫ p(f_l(h) | V_l) q(V_l) dV_l, and its sites U1, ... only
+    carry p(V) for the KL. Train it with the ``inducing`` guide only.
 
     :param torch.Tensor train_x: the training inputs (their statistics standardize x, their
         principal directions give the inner mean functions, their rows the first Z).
@@ -204,13 +255,13 @@ class DeepGP(_InducingLayers):
     :param int num_inducing: M per layer.
     :param float noise: the likelihood's initial σ², in standardized units.
     :param float inner_init_scale: q(V)'s initial S^½ = scale·I on inner layers: small, so
-        that inner layers start near their mean function, as in the paper (which starts at
-        1e-5; its analytic KL never solves with S^½, our sampled log q(V) does).
+        that inner layers start near their mean function, as in the paper (which starts at 1e-5).
     """
 
     latent_dims_may_be_empty = True  # no inner layers: the sparse variational GP (SVGP)
     train_defaults = dict(
-        data="boston", epochs=2000, batch_size=1000, lr=0.01, latent_dims=(13,), eval_every=1000, progress=False
+        data="boston", epochs=2000, batch_size=1000, lr=0.01, latent_dims=(13,), eval_every=1000, progress=False,
+        objective="elbo_analytic_kl",
     )
 
     def __init__(self, train_x, train_y, num_data, widths=(), num_inducing=100, noise=0.1, inner_init_scale=0.01):
@@ -236,6 +287,9 @@ class DeepGP(_InducingLayers):
             z, h = z @ projection, h @ projection
         layers.append(SparseGPLayer(z, 1))
         self._set_layers(layers, [inner_init_scale] * len(widths) + [1.0])
+        self.posteriors = nn.ModuleDict(
+            (name, InducingPosterior(shape, self.inducing_init_scales[name])) for name, shape in self.inducing_shapes.items()
+        )
         self.noise = PyroParam(torch.tensor(float(noise)), constraint=constraints.positive)
 
     def _check(self, x, y):
@@ -244,30 +298,44 @@ class DeepGP(_InducingLayers):
             found = f"{y.dtype} of shape {tuple(y.shape)}" if torch.is_tensor(y) else type(y).__name__
             raise ValueError(f"dgp expects float targets y of shape [{x.shape[0]}] (one per row of x), got {found}")
 
-    def last_layer(self, x, values):
-        """Standardized ``(loc, var)`` of f_H at ``x`` [B, D], inner layers drawn once per ``values``."""
-        h = (x - self.x_mean) / self.x_std
-        for layer, v in zip(self.layers[:-1], values[:-1]):
-            h = layer.sample(h, v)
-        loc, var = self.layers[-1](h, values[-1])
-        return loc.squeeze(-1), var
+    def last_layer(self, x, draws=()):
+        """Standardized ``(loc, var)`` [*draws, B] of q(f_H) at ``x`` [B, D]: each inner layer drawn from its
+        marginal q(f_l(h_{l−1})), independently per point and per draw, the last one's marginal returned."""
+        h = ((x - self.x_mean) / self.x_std).expand(tuple(draws) + x.shape)
+        posteriors = list(self.posteriors.values())
+        for layer, posterior in zip(self.layers[:-1], posteriors[:-1]):
+            h = layer.sample(h, posterior)
+        loc, var = self.layers[-1](h, posteriors[-1])
+        return loc.squeeze(-1), var.squeeze(-1)
 
     @pyro_method
     def model(self, x, y=None, index=None):
+        """p(V) at the sites U1, ..., then y with the expected log-likelihood of the paper's bound,
+        E_{q(f_H)}[log N(y; f_H, σ²)] = log N(y; μ, σ²) − var / (2σ²) (in standardized units), for
+        q(f_H) = N(μ, var) drawn through the inner layers once per particle."""
         self._check(x, y)
-        loc, var = self.last_layer(x, self.sample_inducing(x))
-        f = loc + var.sqrt() * torch.randn_like(loc)
+        draws = self.sample_inducing(x)[0].shape[:-2]  # (particles,) under a vectorized particle plate
+        loc, var = self.last_layer(x, draws)
+        scale = self.y_std * self.noise.sqrt()
         with data_plate(self.num_data, x, index):
-            pyro.sample("y", dist.Normal(self.y_mean + self.y_std * f, self.y_std * self.noise.sqrt()), obs=y)
+            if y is None:
+                pyro.sample("y", dist.Normal(self.y_mean + self.y_std * (loc + var.sqrt() * torch.randn_like(loc)), scale))
+            else:
+                pyro.sample("y", dist.Normal(self.y_mean + self.y_std * loc, scale), obs=y)
+                pyro.factor("y_spread", -var / (2 * self.noise))
+
+    def _check_guide(self, guide):
+        if getattr(guide, "inducing", None) is not self.posteriors:
+            raise ValueError(
+                f"dgp's likelihood integrates its own q(V), so it needs the 'inducing' guide built on it, got {type(guide).__name__}"
+            )
 
     def predict(self, guide, x, num_samples=PREDICTIVE_SAMPLES):
-        """``(loc, var)`` [S, B] of f_H at ``x`` in y's units for S draws of V (from ``guide``) and of the
-        inner layers: p(y* | x*) ≈ (1/S) Σ_s N(y*; loc_s, var_s + σ²)."""
+        """``(loc, var)`` [S, B] of q(f_H) at ``x`` in y's units for S draws of the inner layers:
+        p(y* | x*) ≈ (1/S) Σ_s N(y*; loc_s, var_s + σ²)."""
         check_batch(x, self.data_shape, "dgp")
-        with pyro.plate("particles", num_samples, dim=-2):
-            guide_trace = pyro.poutine.trace(guide).get_trace(x)
-        values = [guide_trace.nodes[name]["value"].reshape((num_samples,) + shape) for name, shape in self.inducing_shapes.items()]
-        loc, var = self.last_layer(x, values)
+        self._check_guide(guide)
+        loc, var = self.last_layer(x, (num_samples,))
         return self.y_mean + self.y_std * loc, self.y_std**2 * var
 
     def predictive_log_density(self, guide, x, y, num_samples=PREDICTIVE_SAMPLES):

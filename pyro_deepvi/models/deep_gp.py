@@ -10,28 +10,33 @@ per output dimension d::
                      k_l(x, x) − ‖L_l⁻¹ k_l(Z_l, x)‖²)       (per point, per output d)
 
 The guide q(V_l) = Π_d N(μ_{l,d}, S_{l,d}), full-covariance per output dimension
-(:class:`~pyro_deepvi.guides.inducing.InducingGuide`), lies outside the data plate;
-the ELBO objectives take its log p − log q as global latents.
+(:class:`InducingPosterior`, drawn by :class:`~pyro_deepvi.guides.inducing.InducingGuide`),
+lies outside the data plate; the ELBO objectives take its log p − log q as global latents,
+``elbo_analytic_kl`` as the closed-form KL(q(V_l) ‖ N(0, I)).
 
-``dgp`` (regression): x = h_0 → h_1 → ... → h_H with h_l = f_l(h_{l−1}) drawn one
-point at a time by reparameterization ("doubly stochastic": a draw of V and of every
-layer's f), m_l the identity, or a fixed projection on the training inputs' principal
-components, for inner layers and zero for the last, and::
+``dgp`` (regression): x = h_0 → h_1 → ... → h_H, m_l the identity, or a fixed projection on
+the training inputs' principal components, for inner layers and zero for the last, and::
 
     y_n ~ N(f_H(h_{H−1,n}), σ²)
 
-so the bound is the paper's Σ_n E_q[log p(y_n | f_{H,n})] − Σ_l KL(q(V_l) ‖ p(V_l)), on minibatches scaled by N / B in the data plate. H = 1 is the sparse
-variational GP (Hensman et al. 2013). Inputs and targets are standardized with the
-training split's mean and standard deviation (kept as buffers); the likelihood, and
-so every metric, is in the original units of y. Predictions average the last layer's
-Gaussian over S draws of the inner layers: p(y* | x*) ≈ (1/S) Σ_s N(y*; μ_s, σ_s² + σ²).
+The bound is the paper's Σ_n E_q[log p(y_n | f_{H,n})] − Σ_l KL(q(V_l) ‖ p(V_l)), estimated
+as the paper does (eqs. 7–10): V integrated out of every layer per point, q(f_l(h)) =
+N(m_l(h) + aᵀμ_l, k_l(h, h) − ‖a‖² + ‖R_lᵀa‖²) with a = L_l⁻¹ k_l(Z_l, h), each inner h_{l,n}
+drawn from it by reparameterization (one draw per point: "doubly stochastic" with the
+minibatch), E_{q(f_H)} log N(y; f_H, σ²) in closed form and, by default, the KL analytic.
+A shared draw of V, the plain ELBO of the program, is unbiased too but its gradient
+is ~100x noisier (``benchmarks/uci_table.py`` notes). Minibatches are scaled by N / B in the
+data plate. H = 1 is the sparse variational GP (Hensman et al. 2013). Inputs and targets are
+standardized with the training split's mean and standard deviation (kept as buffers); the
+likelihood, and so every metric, is in the original units of y. Predictions average the last
+layer's Gaussian over S draws of the inner layers: p(y* | x*) ≈ (1/S) Σ_s N(y*; μ_s, σ_s² + σ²).
 
 ``dgp_lvm`` (unsupervised): Y ← X ← Z with Z ~ N(0, I) in Q_Z dims, X = f_2(Z) + noise
 in Q_X dims and Y = f_1(X) + noise, zero mean functions, per-point Gaussian q(X), q(Z)
 (local sites "X", "Z", non-amortized) and q(U) per layer. Its ELBO,
 E_q[log p(Y | X)] + E_q[log p(X | Z)] − E_q[log q(X)] − KL(q(Z) ‖ p(Z)) − KL(q(U) ‖ p(U)),
 is the paper's g_Y + r_X + H(q(X)) − KL(q(Z) ‖ p(Z)) with q(U) kept explicit instead of
-collapsed, estimated by sampling.
+collapsed, estimated by sampling (V too).
 
 Both set ``amortized = False``: the report (``eval.json``) and validation are the model's
 own ``evaluate`` — test log-likelihood and RMSE for ``dgp``; for ``dgp_lvm`` the bound of
@@ -127,22 +132,23 @@ class InducingPosterior(PyroModule):
 
 
 class SparseGPLayer(PyroModule):
-    """One layer: ARD RBF kernel, learned inducing inputs and an optional fixed linear mean.
+    """One layer: RBF kernel, learned inducing inputs and an optional fixed linear mean.
 
     :param torch.Tensor inducing_inputs: initial Z [M, D_in].
     :param int output_dim: D_out.
     :param torch.Tensor mean_projection: W [D_in, D_out] of the mean m(x) = x W, or
         ``None`` for a zero mean.
     :param float variance: the kernel's initial variance.
+    :param bool ard: one lengthscale per input dimension (ARD), or one shared by all.
     """
 
-    def __init__(self, inducing_inputs, output_dim, mean_projection=None, variance=1.0):
+    def __init__(self, inducing_inputs, output_dim, mean_projection=None, variance=1.0, ard=True):
         super().__init__()
         input_dim = inducing_inputs.shape[1]
         self.output_dim = output_dim
         self.inducing_inputs = nn.Parameter(inducing_inputs.clone())
         # Lengthscale √D_in: a unit-variance input sits about one lengthscale from another.
-        lengthscale = torch.full((input_dim,), float(input_dim) ** 0.5)
+        lengthscale = torch.full((input_dim,) if ard else (), float(input_dim) ** 0.5)
         self.kernel = RBF(input_dim, variance=torch.tensor(float(variance)), lengthscale=lengthscale)
         self.register_buffer("mean_projection", mean_projection)
 
@@ -256,6 +262,7 @@ class DeepGP(_InducingLayers):
     :param float noise: the likelihood's initial σ², in standardized units.
     :param float inner_init_scale: q(V)'s initial S^½ = scale·I on inner layers: small, so
         that inner layers start near their mean function, as in the paper (which starts at 1e-5).
+    :param bool ard: ARD lengthscales in every layer, or one lengthscale per layer.
     """
 
     latent_dims_may_be_empty = True  # no inner layers: the sparse variational GP (SVGP)
@@ -264,7 +271,9 @@ class DeepGP(_InducingLayers):
         objective="elbo_analytic_kl",
     )
 
-    def __init__(self, train_x, train_y, num_data, widths=(), num_inducing=100, noise=0.1, inner_init_scale=0.01):
+    def __init__(
+        self, train_x, train_y, num_data, widths=(), num_inducing=100, noise=0.1, inner_init_scale=1e-5, ard=True
+    ):
         super().__init__()
         _check_positive_int("num_inducing", num_inducing)
         widths = tuple(widths)
@@ -283,9 +292,9 @@ class DeepGP(_InducingLayers):
         layers = []
         for width in widths:
             projection = principal_projection(h, width)
-            layers.append(SparseGPLayer(z, width, projection))
+            layers.append(SparseGPLayer(z, width, projection, ard=ard))
             z, h = z @ projection, h @ projection
-        layers.append(SparseGPLayer(z, 1))
+        layers.append(SparseGPLayer(z, 1, ard=ard))
         self._set_layers(layers, [inner_init_scale] * len(widths) + [1.0])
         self.posteriors = nn.ModuleDict(
             (name, InducingPosterior(shape, self.inducing_init_scales[name])) for name, shape in self.inducing_shapes.items()

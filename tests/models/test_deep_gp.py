@@ -13,13 +13,14 @@ from pyro.contrib.gp.kernels import RBF
 from pyro.contrib.gp.models import GPRegression
 from pyro.contrib.gp.util import conditional
 
-from pyro_deepvi import TrainConfig
+from pyro_deepvi import TrainConfig, load
 from pyro_deepvi.cli import main
 from pyro_deepvi.data import Dataset
 from pyro_deepvi.engine import Trainer
 from pyro_deepvi.guides.inducing import InducingGuide
 from pyro_deepvi.importance import importance_traces, log_weights
-from pyro_deepvi.models.deep_gp import DeepGP, DeepGPLVM, whitened_conditional
+from pyro_deepvi.evaluation.linear_probe import linear_probe_accuracy
+from pyro_deepvi.models.deep_gp import DeepGP, DeepGPLVM, principal_projection, whitened_conditional
 from pyro_deepvi.objectives import elbo, elbo_analytic_kl, iwae
 
 
@@ -213,3 +214,20 @@ def test_no_inner_layers_is_the_svgp_and_other_models_still_need_a_layer():
     assert TrainConfig(model="dgp", latent_dims=()).latent_dims == ()
     with pytest.raises(ValueError, match="latent_dims must name at least one latent layer"):
         TrainConfig(model="dlgm", latent_dims=())
+
+
+@pytest.mark.slow
+def test_dgp_lvm_latent_space_of_digits_separates_classes_like_pca_and_its_bound_beats_an_isotropic_gaussian(tmp_path):
+    """The held-out rows' q(X), q(Z) start at the prior mean and are fitted through the trained GPs, so
+    their E_q[Z] reads the classes only if the two layers learned a map Z -> X -> pixels."""
+    config = TrainConfig(model="dgp_lvm", data="digits", epochs=100, eval_every=0, progress=False, out=str(tmp_path))
+    result = Trainer(config).fit().evaluate()
+    train, test = load("digits", "train"), load("digits", "test")
+    mean = train.x.mean(0)
+    projection = principal_projection(train.x, 2)
+    pca = linear_probe_accuracy((train.x - mean) @ projection, train.y, (test.x - mean) @ projection, test.y, 10)
+    assert result["linear_probe_accuracy"] > 3 * 0.1 and result["linear_probe_accuracy"] > pca - 0.05
+    # Per row, the bound beats the exact log-likelihood of an isotropic Gaussian (the model's own noise
+    # shape; the train mean and pooled variance), which knows no structure.
+    gaussian = torch.distributions.Normal(mean, (train.x - mean).pow(2).mean().sqrt()).log_prob(test.x).sum(-1).mean()
+    assert result["test_bound"] > float(gaussian) + 2

@@ -1,6 +1,6 @@
-"""Deep GPs: the whitened conditional against Pyro's, the SVGP oracle against exact GP
-regression, sites and minibatch scaling, bad input, the command line, and (slow) the
-step function."""
+"""Deep GPs: the whitened conditional and its marginal under q(V) against Pyro's, the SVGP oracle
+against exact GP regression, sites and minibatch scaling, bad input, the command line, and (slow)
+the step function and dgp_lvm's latent space of digits."""
 
 import json
 import math

@@ -20,12 +20,12 @@ the training inputs' principal components, for inner layers and zero for the las
     y_n ~ N(f_H(h_{H−1,n}), σ²)
 
 The bound is the paper's Σ_n E_q[log p(y_n | f_{H,n})] − Σ_l KL(q(V_l) ‖ p(V_l)), estimated
-as the paper does (eqs. 7–10): V integrated out of every layer per point, q(f_l(h)) =
+as the paper does: V integrated out of every layer per point, q(f_l(h)) =
 N(m_l(h) + aᵀμ_l, k_l(h, h) − ‖a‖² + ‖R_lᵀa‖²) with a = L_l⁻¹ k_l(Z_l, h), each inner h_{l,n}
 drawn from it by reparameterization (one draw per point: "doubly stochastic" with the
 minibatch), E_{q(f_H)} log N(y; f_H, σ²) in closed form and, by default, the KL analytic.
-A shared draw of V, the plain ELBO of the program, is unbiased too but its gradient
-is ~100x noisier (``benchmarks/uci_table.py`` notes). Minibatches are scaled by N / B in the
+One draw of V shared by the whole batch (this model's earlier estimator) is unbiased too, but its gradient
+is 40–300x noisier (``benchmarks/dgp_gradient_noise.py``). Minibatches are scaled by N / B in the
 data plate. H = 1 is the sparse variational GP (Hensman et al. 2013). Inputs and targets are
 standardized with the training split's mean and standard deviation (kept as buffers); the
 likelihood, and so every metric, is in the original units of y. Predictions average the last
@@ -76,8 +76,8 @@ def whitened_conditional(x, z, kernel, loc, scale_tril=None, jitter=None):
 
         mean_d = aᵀ loc_d,   var_d = k(x, x) − ‖a‖² + ‖R_dᵀ a‖²
 
-    per point and output d: the marginal of f(x) under q(v) (Salimbeni & Deisenroth 2017,
-    eq. 7), or f(x) given v = ``loc`` when ``scale_tril`` is ``None``.
+    per point and output d: the marginal of f(x) under q(v) (Salimbeni & Deisenroth
+    2017), or f(x) given v = ``loc`` when ``scale_tril`` is ``None``.
 
     :param x: inputs [..., B, D_in].
     :param z: inducing inputs [M, D_in].

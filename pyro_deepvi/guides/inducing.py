@@ -42,6 +42,8 @@ class LocalGaussian(PyroModule):
 
 class InducingGuide(PyroModule):
     """q(V) for every inducing site of ``model`` and, if it has ``local_shapes``, q(h_n) per point.
+    A model whose likelihood integrates q(V) (``dgp``) holds it as ``posteriors``; the guide then
+    draws from those same modules.
 
     :param model: a model with ``inducing_shapes`` and ``inducing_init_scales``, and
         optionally ``local_shapes``, ``num_data`` and ``init_<site>`` tables.

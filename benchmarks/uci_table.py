@@ -15,7 +15,9 @@ y's original units: the mean log predictive density of the test points (for the 
 Monte Carlo over 100 draws, log-mean-exp) and the RMSE of the predictive mean. Cells are
 the mean ± standard error over splits. The DGPs are trained by ``pyro_deepvi.train`` with
 full batches (Adam, lr 0.01, ``--steps`` steps; the paper: 20,000 steps, batch 10,000,
-M = 100); run directories go to ``--out``/NAME-K/MODEL and are reused when finished.
+M = 100) and ``dgp``'s defaults, which follow the paper's code: its estimator (q(V) integrated
+out per point, analytic KL), inner q(V) started at 1e-5·I, ARD RBF kernels; run directories go
+to ``--out``/NAME-K/MODEL and are reused when finished.
 
 Paper (Salimbeni & Deisenroth 2017, Boston, 20 splits, their figure of test log-likelihoods):
 about −2.6 for the SGP and −2.4 for the DGPs; the table prints these beside ours.

@@ -10,7 +10,6 @@ num_data rows gathered by the batch's ``index`` and started at the model's ``ini
 (its PCA coordinates).
 """
 
-import math
 from collections import OrderedDict
 
 import pyro
@@ -21,40 +20,11 @@ from torch import nn
 from torch.distributions import constraints
 
 from ..models.base import data_plate
+from ..models.deep_gp import InducingPosterior
 from ..registry import GUIDES
 
 #: The per-point Gaussians' initial standard deviation.
 LOCAL_INIT_SCALE = 0.1
-
-
-class InducingPosterior(PyroModule):
-    """q(V) = Π_d N(μ_d, R_d R_dᵀ) over a [D, M] site, with R_d = diag(s_d) (I + N_d) for a
-    strictly lower-triangular N_d and s_d = exp(·): Adam's steps (about lr each) then move
-    the off-diagonal entries relative to their row's scale, and R_d stays well conditioned
-    for the log-density's triangular solves however small s_d is."""
-
-    def __init__(self, shape, init_scale):
-        super().__init__()
-        rows, num_inducing = shape
-        self.loc = nn.Parameter(torch.zeros(rows, num_inducing))
-        self.log_scale = nn.Parameter(torch.full((rows, num_inducing), math.log(init_scale)))
-        self.lower = nn.Parameter(torch.zeros(rows, num_inducing, num_inducing))
-
-    @property
-    def scale_tril(self):
-        unit = self.lower.tril(-1) + torch.eye(self.lower.shape[-1], dtype=self.lower.dtype, device=self.lower.device)
-        return self.log_scale.exp().unsqueeze(-1) * unit
-
-    @torch.no_grad()
-    def set(self, loc, scale_tril):
-        """Set μ and R (any lower-triangular R with a positive diagonal)."""
-        diagonal = scale_tril.diagonal(dim1=-2, dim2=-1)
-        self.loc.copy_(loc)
-        self.log_scale.copy_(diagonal.log())
-        self.lower.copy_(scale_tril / diagonal.unsqueeze(-1))
-
-    def forward(self):
-        return dist.MultivariateNormal(self.loc, scale_tril=self.scale_tril).to_event(1)
 
 
 class LocalGaussian(PyroModule):
@@ -72,6 +42,8 @@ class LocalGaussian(PyroModule):
 
 class InducingGuide(PyroModule):
     """q(V) for every inducing site of ``model`` and, if it has ``local_shapes``, q(h_n) per point.
+    A model whose likelihood integrates q(V) (``dgp``) holds it as ``posteriors``; the guide then
+    draws from those same modules.
 
     :param model: a model with ``inducing_shapes`` and ``inducing_init_scales``, and
         optionally ``local_shapes``, ``num_data`` and ``init_<site>`` tables.
@@ -84,9 +56,12 @@ class InducingGuide(PyroModule):
         if not hasattr(model, "inducing_shapes"):
             raise ValueError(f"{type(model).__name__} has no inducing sites (``inducing_shapes``) for the inducing guide")
         shapes = {} if local_only else model.inducing_shapes
-        self.inducing = nn.ModuleDict(
-            (name, InducingPosterior(shape, model.inducing_init_scales[name])) for name, shape in shapes.items()
-        )
+        if not local_only and hasattr(model, "posteriors"):
+            self.inducing = model.posteriors  # a model that integrates q(V) holds it (dgp)
+        else:
+            self.inducing = nn.ModuleDict(
+                (name, InducingPosterior(shape, model.inducing_init_scales[name])) for name, shape in shapes.items()
+            )
         self.num_data = model.num_data if num_data is None else int(num_data)
         local_shapes = getattr(model, "local_shapes", OrderedDict())
         self.locals = nn.ModuleDict()

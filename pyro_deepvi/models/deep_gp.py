@@ -10,34 +10,40 @@ per output dimension d::
                      k_l(x, x) − ‖L_l⁻¹ k_l(Z_l, x)‖²)       (per point, per output d)
 
 The guide q(V_l) = Π_d N(μ_{l,d}, S_{l,d}), full-covariance per output dimension
-(:class:`~pyro_deepvi.guides.inducing.InducingGuide`), lies outside the data plate;
-the ELBO objectives take its log p − log q as global latents.
+(:class:`InducingPosterior`, drawn by :class:`~pyro_deepvi.guides.inducing.InducingGuide`),
+lies outside the data plate; the ELBO objectives take its log p − log q as global latents,
+``elbo_analytic_kl`` as the closed-form KL(q(V_l) ‖ N(0, I)).
 
-``dgp`` (regression): x = h_0 → h_1 → ... → h_H with h_l = f_l(h_{l−1}) drawn one
-point at a time by reparameterization ("doubly stochastic": a draw of V and of every
-layer's f), m_l the identity, or a fixed projection on the training inputs' principal
-components, for inner layers and zero for the last, and::
+``dgp`` (regression): x = h_0 → h_1 → ... → h_H, m_l the identity, or a fixed projection on
+the training inputs' principal components, for inner layers and zero for the last, and::
 
     y_n ~ N(f_H(h_{H−1,n}), σ²)
 
-so the bound is the paper's Σ_n E_q[log p(y_n | f_{H,n})] − Σ_l KL(q(V_l) ‖ p(V_l)), on minibatches scaled by N / B in the data plate. H = 1 is the sparse
-variational GP (Hensman et al. 2013). Inputs and targets are standardized with the
-training split's mean and standard deviation (kept as buffers); the likelihood, and
-so every metric, is in the original units of y. Predictions average the last layer's
-Gaussian over S draws of the inner layers: p(y* | x*) ≈ (1/S) Σ_s N(y*; μ_s, σ_s² + σ²).
+The bound is the paper's Σ_n E_q[log p(y_n | f_{H,n})] − Σ_l KL(q(V_l) ‖ p(V_l)), estimated
+as the paper does: V integrated out of every layer per point, q(f_l(h)) =
+N(m_l(h) + aᵀμ_l, k_l(h, h) − ‖a‖² + ‖R_lᵀa‖²) with a = L_l⁻¹ k_l(Z_l, h), each inner h_{l,n}
+drawn from it by reparameterization (one draw per point: "doubly stochastic" with the
+minibatch), E_{q(f_H)} log N(y; f_H, σ²) in closed form and, by default, the KL analytic.
+One draw of V shared by the whole batch (this model's earlier estimator) is unbiased too, but its gradient
+is 40–300x noisier (``benchmarks/dgp_gradient_noise.py``). Minibatches are scaled by N / B in the
+data plate. H = 1 is the sparse variational GP (Hensman et al. 2013). Inputs and targets are
+standardized with the training split's mean and standard deviation (kept as buffers); the
+likelihood, and so every metric, is in the original units of y. Predictions average the last
+layer's Gaussian over S draws of the inner layers: p(y* | x*) ≈ (1/S) Σ_s N(y*; μ_s, σ_s² + σ²).
 
 ``dgp_lvm`` (unsupervised): Y ← X ← Z with Z ~ N(0, I) in Q_Z dims, X = f_2(Z) + noise
 in Q_X dims and Y = f_1(X) + noise, zero mean functions, per-point Gaussian q(X), q(Z)
 (local sites "X", "Z", non-amortized) and q(U) per layer. Its ELBO,
 E_q[log p(Y | X)] + E_q[log p(X | Z)] − E_q[log q(X)] − KL(q(Z) ‖ p(Z)) − KL(q(U) ‖ p(U)),
 is the paper's g_Y + r_X + H(q(X)) − KL(q(Z) ‖ p(Z)) with q(U) kept explicit instead of
-collapsed, estimated by sampling.
+collapsed, estimated by sampling (V too).
 
 Both set ``amortized = False``: the report (``eval.json``) and validation are the model's
 own ``evaluate`` — test log-likelihood and RMSE for ``dgp``; for ``dgp_lvm`` the bound of
 test rows whose q(X), q(Z) are fitted with the GPs fixed, and a linear probe of E_q[Z].
 """
 
+import math
 from collections import OrderedDict
 
 import pyro
@@ -61,21 +67,25 @@ JITTER = {torch.float64: 1e-6, torch.float32: 1e-4}
 PREDICTIVE_SAMPLES = 100
 
 
-def whitened_conditional(x, z, kernel, v, jitter=None):
-    """Mean and variance of f(x) given whitened inducing outputs ``v`` at ``z``.
+def whitened_conditional(x, z, kernel, loc, scale_tril=None, jitter=None):
+    """Mean and variance of f(x) given whitened inducing outputs v ~ N(``loc``, R Rᵀ) at ``z``.
 
     ``pyro.contrib.gp.util.conditional`` takes one input matrix for every draw; a deep
     GP's inner layers give each draw its own, so this version broadcasts a batch of
-    inputs against a batch of ``v``::
+    inputs against a batch of ``loc``. With A = L⁻¹ k(z, x), K_zz + jitter·I = L Lᵀ::
 
-        loc = k(x, z) L⁻ᵀ vᵀ,   var = k(x, x) − ‖L⁻¹ k(z, x)‖²,   K_zz + jitter·I = L Lᵀ
+        mean_d = aᵀ loc_d,   var_d = k(x, x) − ‖a‖² + ‖R_dᵀ a‖²
+
+    per point and output d: the marginal of f(x) under q(v) (Salimbeni & Deisenroth
+    2017), or f(x) given v = ``loc`` when ``scale_tril`` is ``None``.
 
     :param x: inputs [..., B, D_in].
     :param z: inducing inputs [M, D_in].
     :param kernel: a ``pyro.contrib.gp`` kernel.
-    :param v: whitened inducing outputs [..., D_out, M].
+    :param loc: whitened inducing outputs, or their mean under q(v) [..., D_out, M].
+    :param scale_tril: R [D_out, M, M] of q(v), or ``None``.
     :param float jitter: added to K_zz's diagonal (by default :data:`JITTER` of z's dtype).
-    :returns: ``(loc [..., B, D_out], var [..., B])``, the variance shared by the outputs.
+    :returns: ``(loc [..., B, D_out], var [..., B, D_out])``.
     """
     jitter = JITTER.get(z.dtype, 1e-4) if jitter is None else jitter
     num_inducing = z.shape[0]
@@ -84,34 +94,71 @@ def whitened_conditional(x, z, kernel, v, jitter=None):
     flat = x.reshape(-1, x.shape[-1])
     k_zx = kernel(z, flat).reshape((num_inducing,) + x.shape[:-1]).movedim(0, -2)
     a = torch.linalg.solve_triangular(cholesky, k_zx, upper=False)
-    loc = (v @ a).transpose(-1, -2)
-    var = kernel(flat, diag=True).reshape(x.shape[:-1]) - a.pow(2).sum(-2)
-    return loc, var.clamp(min=jitter)
+    mean = (loc @ a).transpose(-1, -2)
+    var = (kernel(flat, diag=True).reshape(x.shape[:-1]) - a.pow(2).sum(-2)).clamp(min=jitter).unsqueeze(-1)
+    if scale_tril is not None:
+        var = var + (scale_tril.transpose(-1, -2) @ a.unsqueeze(-3)).pow(2).sum(-2).transpose(-1, -2)
+    return mean, var.expand(mean.shape)
+
+
+class InducingPosterior(PyroModule):
+    """q(V) = Π_d N(μ_d, R_d R_dᵀ) over a [D, M] site, with R_d = diag(s_d) (I + N_d) for a
+    strictly lower-triangular N_d and s_d = exp(·): Adam's steps (about lr each) then move
+    the off-diagonal entries relative to their row's scale, and R_d stays well conditioned
+    for the log-density's triangular solves however small s_d is."""
+
+    def __init__(self, shape, init_scale):
+        super().__init__()
+        rows, num_inducing = shape
+        self.loc = nn.Parameter(torch.zeros(rows, num_inducing))
+        self.log_scale = nn.Parameter(torch.full((rows, num_inducing), math.log(init_scale)))
+        self.lower = nn.Parameter(torch.zeros(rows, num_inducing, num_inducing))
+
+    @property
+    def scale_tril(self):
+        unit = self.lower.tril(-1) + torch.eye(self.lower.shape[-1], dtype=self.lower.dtype, device=self.lower.device)
+        return self.log_scale.exp().unsqueeze(-1) * unit
+
+    @torch.no_grad()
+    def set(self, loc, scale_tril):
+        """Set μ and R (any lower-triangular R with a positive diagonal)."""
+        diagonal = scale_tril.diagonal(dim1=-2, dim2=-1)
+        self.loc.copy_(loc)
+        self.log_scale.copy_(diagonal.log())
+        self.lower.copy_(scale_tril / diagonal.unsqueeze(-1))
+
+    def forward(self):
+        return dist.MultivariateNormal(self.loc, scale_tril=self.scale_tril).to_event(1)
 
 
 class SparseGPLayer(PyroModule):
-    """One layer: ARD RBF kernel, learned inducing inputs and an optional fixed linear mean.
+    """One layer: RBF kernel, learned inducing inputs and an optional fixed linear mean.
 
     :param torch.Tensor inducing_inputs: initial Z [M, D_in].
     :param int output_dim: D_out.
     :param torch.Tensor mean_projection: W [D_in, D_out] of the mean m(x) = x W, or
         ``None`` for a zero mean.
     :param float variance: the kernel's initial variance.
+    :param bool ard: one lengthscale per input dimension (ARD), or one shared by all.
     """
 
-    def __init__(self, inducing_inputs, output_dim, mean_projection=None, variance=1.0):
+    def __init__(self, inducing_inputs, output_dim, mean_projection=None, variance=1.0, ard=True):
         super().__init__()
         input_dim = inducing_inputs.shape[1]
         self.output_dim = output_dim
         self.inducing_inputs = nn.Parameter(inducing_inputs.clone())
         # Lengthscale √D_in: a unit-variance input sits about one lengthscale from another.
-        lengthscale = torch.full((input_dim,), float(input_dim) ** 0.5)
+        lengthscale = torch.full((input_dim,) if ard else (), float(input_dim) ** 0.5)
         self.kernel = RBF(input_dim, variance=torch.tensor(float(variance)), lengthscale=lengthscale)
         self.register_buffer("mean_projection", mean_projection)
 
     def forward(self, x, v):
-        """``(loc, var)`` of f(x) given v (see :func:`whitened_conditional`), mean added."""
-        loc, var = whitened_conditional(x, self.inducing_inputs, self.kernel, v)
+        """``(loc, var)`` [..., B, D_out] of f(x) given v [..., D_out, M], or its marginal under
+        ``v`` = q(V) (an :class:`InducingPosterior`); see :func:`whitened_conditional`. Mean added."""
+        if isinstance(v, InducingPosterior):
+            loc, var = whitened_conditional(x, self.inducing_inputs, self.kernel, v.loc, v.scale_tril)
+        else:
+            loc, var = whitened_conditional(x, self.inducing_inputs, self.kernel, v)
         if self.mean_projection is not None:
             loc = loc + x @ self.mean_projection
         return loc, var
@@ -119,7 +166,7 @@ class SparseGPLayer(PyroModule):
     def sample(self, x, v):
         """One reparameterized draw of f(x) per point and output, [..., B, D_out]."""
         loc, var = self(x, v)
-        return loc + var.sqrt().unsqueeze(-1) * torch.randn_like(loc)
+        return loc + var.sqrt() * torch.randn_like(loc)
 
 
 def principal_projection(x, output_dim):
@@ -184,17 +231,27 @@ class _InducingLayers(PyroModule):
         self.inducing_init_scales = dict(zip(self.inducing_shapes, init_scales))
 
     def sample_inducing(self, like):
-        """V_l ~ N(0, I) for every layer, as [..., D_l, M] (a particle plate's draws on the left)."""
+        """V_l ~ N(0, I) for every layer, as [..., D_l, M] (a particle plate's draws on the left).
+
+        The prior is a MultivariateNormal per output row, so that KL(q(V) ‖ p(V)) has a closed
+        form (the ``elbo_analytic_kl`` objective)."""
         values = []
-        for name, shape in self.inducing_shapes.items():
-            v = pyro.sample(name, dist.Normal(like.new_zeros(shape), 1.0).to_event(2))
-            values.append(v.reshape((-1,) + shape) if v.dim() > 2 else v)
+        for name, (rows, num_inducing) in self.inducing_shapes.items():
+            eye = torch.eye(num_inducing, dtype=like.dtype, device=like.device)
+            prior = dist.MultivariateNormal(like.new_zeros(rows, num_inducing), scale_tril=eye).to_event(1)
+            v = pyro.sample(name, prior)
+            values.append(v.reshape((-1, rows, num_inducing)) if v.dim() > 2 else v)
         return values
 
 
 @MODELS.register("dgp", "doubly-stochastic deep GP regression (Salimbeni & Deisenroth 2017); --latent-dims '' is the SVGP")
 class DeepGP(_InducingLayers):
     """A deep GP for regression of float targets ``y`` [N] on inputs ``x`` [N, D].
+
+    The model holds q(V) of every layer (``posteriors``; the ``inducing`` guide draws from these
+    same modules), as ``pyro.contrib.gp``'s ``VariationalSparseGP`` does: its likelihood uses
+    each layer's marginal q(f_l(h)) = ∫ p(f_l(h) | V_l) q(V_l) dV_l, and its sites U1, ... only
+    carry p(V) for the KL. Train it with the ``inducing`` guide only.
 
     :param torch.Tensor train_x: the training inputs (their statistics standardize x, their
         principal directions give the inner mean functions, their rows the first Z).
@@ -204,16 +261,19 @@ class DeepGP(_InducingLayers):
     :param int num_inducing: M per layer.
     :param float noise: the likelihood's initial σ², in standardized units.
     :param float inner_init_scale: q(V)'s initial S^½ = scale·I on inner layers: small, so
-        that inner layers start near their mean function, as in the paper (which starts at
-        1e-5; its analytic KL never solves with S^½, our sampled log q(V) does).
+        that inner layers start near their mean function, as in the paper (which starts at 1e-5).
+    :param bool ard: ARD lengthscales in every layer, or one lengthscale per layer.
     """
 
     latent_dims_may_be_empty = True  # no inner layers: the sparse variational GP (SVGP)
     train_defaults = dict(
-        data="boston", epochs=2000, batch_size=1000, lr=0.01, latent_dims=(13,), eval_every=1000, progress=False
+        data="boston", epochs=2000, batch_size=1000, lr=0.01, latent_dims=(13,), eval_every=1000, progress=False,
+        objective="elbo_analytic_kl",
     )
 
-    def __init__(self, train_x, train_y, num_data, widths=(), num_inducing=100, noise=0.1, inner_init_scale=0.01):
+    def __init__(
+        self, train_x, train_y, num_data, widths=(), num_inducing=100, noise=0.1, inner_init_scale=1e-5, ard=True
+    ):
         super().__init__()
         _check_positive_int("num_inducing", num_inducing)
         widths = tuple(widths)
@@ -232,10 +292,13 @@ class DeepGP(_InducingLayers):
         layers = []
         for width in widths:
             projection = principal_projection(h, width)
-            layers.append(SparseGPLayer(z, width, projection))
+            layers.append(SparseGPLayer(z, width, projection, ard=ard))
             z, h = z @ projection, h @ projection
-        layers.append(SparseGPLayer(z, 1))
+        layers.append(SparseGPLayer(z, 1, ard=ard))
         self._set_layers(layers, [inner_init_scale] * len(widths) + [1.0])
+        self.posteriors = nn.ModuleDict(
+            (name, InducingPosterior(shape, self.inducing_init_scales[name])) for name, shape in self.inducing_shapes.items()
+        )
         self.noise = PyroParam(torch.tensor(float(noise)), constraint=constraints.positive)
 
     def _check(self, x, y):
@@ -244,30 +307,44 @@ class DeepGP(_InducingLayers):
             found = f"{y.dtype} of shape {tuple(y.shape)}" if torch.is_tensor(y) else type(y).__name__
             raise ValueError(f"dgp expects float targets y of shape [{x.shape[0]}] (one per row of x), got {found}")
 
-    def last_layer(self, x, values):
-        """Standardized ``(loc, var)`` of f_H at ``x`` [B, D], inner layers drawn once per ``values``."""
-        h = (x - self.x_mean) / self.x_std
-        for layer, v in zip(self.layers[:-1], values[:-1]):
-            h = layer.sample(h, v)
-        loc, var = self.layers[-1](h, values[-1])
-        return loc.squeeze(-1), var
+    def last_layer(self, x, draws=()):
+        """Standardized ``(loc, var)`` [*draws, B] of q(f_H) at ``x`` [B, D]: each inner layer drawn from its
+        marginal q(f_l(h_{l−1})), independently per point and per draw, the last one's marginal returned."""
+        h = ((x - self.x_mean) / self.x_std).expand(tuple(draws) + x.shape)
+        posteriors = list(self.posteriors.values())
+        for layer, posterior in zip(self.layers[:-1], posteriors[:-1]):
+            h = layer.sample(h, posterior)
+        loc, var = self.layers[-1](h, posteriors[-1])
+        return loc.squeeze(-1), var.squeeze(-1)
 
     @pyro_method
     def model(self, x, y=None, index=None):
+        """p(V) at the sites U1, ..., then y with the expected log-likelihood of the paper's bound,
+        E_{q(f_H)}[log N(y; f_H, σ²)] = log N(y; μ, σ²) − var / (2σ²) (in standardized units), for
+        q(f_H) = N(μ, var) drawn through the inner layers once per particle."""
         self._check(x, y)
-        loc, var = self.last_layer(x, self.sample_inducing(x))
-        f = loc + var.sqrt() * torch.randn_like(loc)
+        draws = self.sample_inducing(x)[0].shape[:-2]  # (particles,) under a vectorized particle plate
+        loc, var = self.last_layer(x, draws)
+        scale = self.y_std * self.noise.sqrt()
         with data_plate(self.num_data, x, index):
-            pyro.sample("y", dist.Normal(self.y_mean + self.y_std * f, self.y_std * self.noise.sqrt()), obs=y)
+            if y is None:
+                pyro.sample("y", dist.Normal(self.y_mean + self.y_std * (loc + var.sqrt() * torch.randn_like(loc)), scale))
+            else:
+                pyro.sample("y", dist.Normal(self.y_mean + self.y_std * loc, scale), obs=y)
+                pyro.factor("y_spread", -var / (2 * self.noise))
+
+    def _check_guide(self, guide):
+        if getattr(guide, "inducing", None) is not self.posteriors:
+            raise ValueError(
+                f"dgp's likelihood integrates its own q(V), so it needs the 'inducing' guide built on it, got {type(guide).__name__}"
+            )
 
     def predict(self, guide, x, num_samples=PREDICTIVE_SAMPLES):
-        """``(loc, var)`` [S, B] of f_H at ``x`` in y's units for S draws of V (from ``guide``) and of the
-        inner layers: p(y* | x*) ≈ (1/S) Σ_s N(y*; loc_s, var_s + σ²)."""
+        """``(loc, var)`` [S, B] of q(f_H) at ``x`` in y's units for S draws of the inner layers:
+        p(y* | x*) ≈ (1/S) Σ_s N(y*; loc_s, var_s + σ²)."""
         check_batch(x, self.data_shape, "dgp")
-        with pyro.plate("particles", num_samples, dim=-2):
-            guide_trace = pyro.poutine.trace(guide).get_trace(x)
-        values = [guide_trace.nodes[name]["value"].reshape((num_samples,) + shape) for name, shape in self.inducing_shapes.items()]
-        loc, var = self.last_layer(x, values)
+        self._check_guide(guide)
+        loc, var = self.last_layer(x, (num_samples,))
         return self.y_mean + self.y_std * loc, self.y_std**2 * var
 
     def predictive_log_density(self, guide, x, y, num_samples=PREDICTIVE_SAMPLES):

@@ -7,6 +7,8 @@ Kingma & Welling (2014), eq. 10, and Pyro's ``TraceMeanField_ELBO``::
 
     L = E_q[ log p(x | h) − Σ_{s analytic} KL(q_s ‖ p_s) − Σ_{s other} (log q(h_s) − log p(h_s | pa_s)) ]
 
+for local sites (in the data plate) and global ones (outside it, e.g. a GP's inducing outputs) alike.
+
 That is unbiased only when p_s's parameters depend on guide draws made *before*
 h_s: conditioning on a later draw, which may depend on h_s, changes the
 distribution of h_s. Pyro's ``TraceMeanField_ELBO`` silently computes a wrong
@@ -22,7 +24,7 @@ from pyro.distributions.util import scale_and_mask
 from torch.distributions import kl_divergence
 from torch.distributions.kl import _KL_REGISTRY
 
-from ..importance import _data_frame, _reduce, check_local, non_reparameterized_sites
+from ..importance import _data_frame, _reduce, non_reparameterized_sites
 from .estimators import ELBO
 
 
@@ -76,15 +78,20 @@ class AnalyticKLELBO(ELBO):
                 "the analytic-KL ELBO takes reparameterized guides only; the guide's site(s) "
                 f"{', '.join(map(repr, non_reparameterized_sites(guide_trace)))} are not: use 'elbo' or 'tracegraph_elbo'"
             )
-        check_local(weights, "the analytic-KL ELBO")
         if self.analytic_sites is None:
             self.analytic_sites = self._find_analytic_sites(model_trace, guide_trace)
         log_w = weights.log_p_obs + weights.log_p_latent - weights.log_q
+        global_part = weights.log_p_global - weights.log_q_global
         for name in self.analytic_sites:
             q_site, p_site = guide_trace.nodes[name], model_trace.nodes[name]
             sampled = p_site["unscaled_log_prob"] - q_site["unscaled_log_prob"]
             kl = kl_divergence(q_site["fn"], p_site["fn"])
-            # Swap the sampled −(log q − log p) for −KL, per particle and data point.
+            # Swap the sampled −(log q − log p) for −KL, per particle and data point (or per particle,
+            # for a global site outside the data plate, like a GP's inducing outputs).
             swap = scale_and_mask(-kl - sampled, mask=q_site["mask"])
-            log_w = log_w + _reduce(swap, -swap.dim(), _data_frame(q_site).dim)
-        return -(weights.scale * log_w.mean(0).sum())
+            frame = _data_frame(q_site)
+            if frame is None:
+                global_part = global_part + _reduce(swap, -swap.dim(), None).squeeze(-1)
+            else:
+                log_w = log_w + _reduce(swap, -swap.dim(), frame.dim)
+        return -(weights.scale * log_w.mean(0).sum() + global_part.mean())

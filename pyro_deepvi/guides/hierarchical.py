@@ -26,8 +26,8 @@ bound on log p(x)), and no model, objective or engine code changes. The factor i
 through r; when z is not reparameterized, ``TraceGraph_ELBO``'s provenance tracking puts
 the factor in z's downstream cost, which is the hierarchical ELBO's Rao-Blackwellized score
 function. What reads a site's distribution as q(z | x) cannot use these guides: ELBO surgery
-refuses them (the flow of λ), and the total-correlation terms would score q(z | λ) instead
-of q(z | x). Active units and posterior means average draws of z (the site's ``mean``, that
+and the total-correlation and anchor terms refuse them (by λ's ``is_auxiliary`` mark; they
+would score q(z | λ) instead of q(z | x)). Active units and posterior means average draws of z (the site's ``mean``, that
 of q(z | λ) for one draw of λ, is withheld).
 
 - ``hvm`` (:class:`HierarchicalGuide`): amortized, for any continuous-latent model; per site,

@@ -22,6 +22,7 @@ from pyro_deepvi.models.dlgm import DLGM
 from pyro_deepvi.models.exponential_families import DeepExponentialFamily
 from pyro_deepvi.objectives import elbo, iwae, tracegraph_elbo
 from pyro_deepvi.objectives.estimators import TraceGraphELBO
+from pyro_deepvi.registry import TERMS
 
 
 def correlated_ppca(num_data=40, seed=0):
@@ -125,6 +126,17 @@ def test_active_units_average_draws_and_surgery_refuses():
         elbo_surgery(model.model, guide, data)
 
 
+@pytest.mark.parametrize("term", ["tc", "index_code_mi", "dimension_kl", "anchor"])
+def test_aggregate_posterior_terms_refuse_the_auxiliary_site(term):
+    """q(z|x) of the site is not its q(z|λ), and a total correlation over λ means nothing: refused by λ's mark."""
+    model, x = correlated_ppca()
+    objective = elbo()
+    objective.add_term(term, TERMS.get(term).from_model(model), 1.0)
+    with pytest.raises(ValueError, match=rf"the {term if term == 'anchor' else 'total-correlation'} term .*'h1'.*auxiliary site\(s\) 'h1_lambda'"):
+        objective(model.model, hvm_guide(model), x=x)
+    objective(model.model, GUIDES.get("diag")(model, hidden_dims=(8,)).double(), x=x)  # a factorized guide is fine
+
+
 def planted_counts(num_docs, seed, num_words=30):
     """Poisson counts whose rates mix two of three blocks of words."""
     g = torch.Generator().manual_seed(seed)
@@ -171,6 +183,22 @@ def test_local_hvm_trains_and_completes_documents():
     assert means["z1"].shape == (30, 6) and (means["z1"] > 0).all()
     result = document_completion(model, guide, planted_counts(10, 2), steps=20)
     assert math.isfinite(result["perplexity"]) and result["perplexity"] > 1
+
+
+def test_local_hvm_draws_far_below_float32s_range_keep_the_loss_finite():
+    """A document's λ far in q(λ)'s tail puts a factor's mean below e^(−88), where float32's softplus underflows
+    and the rate a / m overflowed to inf (log q = inf − inf, NaN while completing reuters' test documents)."""
+    model, counts = def_toy()
+    guide = GUIDES.get("hvm_local")(model)
+    with torch.no_grad():
+        guide.factors["z1"].unconstrained_mean[:, :2] = -100.0  # every draw's m underflows
+        guide.factors["z2"].unconstrained_mean[:3] = -95.0
+    fn = guide.factors["z1"](None)
+    assert torch.isfinite(fn.rate).all() and torch.isfinite(fn.log_prob(fn.rsample())).all()
+    pyro.set_rng_seed(0)
+    loss = elbo(particles=2)(model.model, guide, x=counts)
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(guide.unconstrained_spread.grad).all()
 
 
 def test_local_hvm_refuses_non_gamma_layers():

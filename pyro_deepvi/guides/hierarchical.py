@@ -32,7 +32,7 @@ of q(z | λ) for one draw of λ, is withheld).
 
 - ``hvm`` (:class:`HierarchicalGuide`): amortized, for any continuous-latent model; per site,
   λ = (μ, softplus⁻¹ σ) of q_MF(z | λ) = N(μ, diag σ²), q(λ | x) a Gaussian from the encoder
-  (scale about ``init_spread`` = 0.1 at the start) followed by conditional affine autoregressive
+  (scale ``init_spread`` = 0.1 for every x at the start) followed by conditional affine autoregressive
   transforms of the encoder's features, and r(λ | z, x) a diagonal Gaussian with the parameters
   of q(λ | x)'s Gaussian plus an MLP of (z, features) that starts at zero.
 - ``hvm_local`` (:class:`HierarchicalLocalGuide`): over the non-amortized local guide of deep
@@ -136,7 +136,7 @@ class HierarchicalGuide(AmortizedGuide):
     :param hidden_dims: widths of the encoder's hidden layers.
     :param int num_flows: affine autoregressive transforms of q(λ | x).
     :param auxiliary_hidden_dims: hidden widths of r's MLP (default: one layer of 4·dim z).
-    :param float init_spread: the initial scale (about) of the Gaussian under q(λ | x).
+    :param float init_spread: the initial scale of the Gaussian under q(λ | x), for every x.
     """
 
     def __init__(self, model, hidden_dims=(200, 200), num_flows=2, auxiliary_hidden_dims=None, init_spread=0.1):
@@ -146,7 +146,8 @@ class HierarchicalGuide(AmortizedGuide):
         for name, shape in self.latent_shapes.items():
             k = shape[0]
             self.heads[name] = nn.Linear(c, 4 * k)
-            with torch.no_grad():
+            with torch.no_grad():  # q(λ|x)'s scale starts at init_spread whatever x
+                self.heads[name].weight[2 * k :] = 0.0
                 self.heads[name].bias[2 * k :] = _softplus_inverse(torch.tensor(float(init_spread)))
             self.flows[name] = nn.ModuleList(conditional_affine_autoregressive(2 * k, c, [4 * k]) for _ in range(num_flows))
             for flow in self.flows[name]:

@@ -27,8 +27,8 @@ through r; when z is not reparameterized, ``TraceGraph_ELBO``'s provenance track
 the factor in z's downstream cost, which is the hierarchical ELBO's Rao-Blackwellized score
 function. What reads a site's distribution as q(z | x) cannot use these guides: ELBO surgery
 and the total-correlation and anchor terms refuse them (by λ's ``is_auxiliary`` mark; they
-would score q(z | λ) instead of q(z | x)). Active units and posterior means average draws of z (the site's ``mean``, that
-of q(z | λ) for one draw of λ, is withheld).
+would score q(z | λ) instead of q(z | x)). Active units and posterior means average draws of
+z (the site's ``mean``, that of q(z | λ) for one draw of λ, is withheld).
 
 - ``hvm`` (:class:`HierarchicalGuide`): amortized, for any continuous-latent model; per site,
   λ = (μ, softplus⁻¹ σ) of q_MF(z | λ) = N(μ, diag σ²), q(λ | x) a Gaussian from the encoder

@@ -127,7 +127,8 @@ def test_auxiliary_bound_below_the_marginal_elbo_below_log_likelihood():
 def test_every_objective_trains_every_part(objective):
     model, x = correlated_ppca()
     guide = hvm_guide(model)
-    with torch.no_grad():  # flows and r's correction away from zero (whose zero output layers stop the inner layers' gradients)
+    # flows and r's correction away from zero (whose zero output layers stop the inner layers' gradients)
+    with torch.no_grad():
         for p in [*guide.flows.parameters(), *guide.auxiliaries.parameters()]:
             p.add_(0.3 * torch.randn_like(p))
     loss = objective()(model.model, guide, x=x)
@@ -158,7 +159,8 @@ def test_aggregate_posterior_terms_refuse_the_auxiliary_site(term):
     model, x = correlated_ppca()
     objective = elbo()
     objective.add_term(term, TERMS.get(term).from_model(model), 1.0)
-    with pytest.raises(ValueError, match=rf"the {term if term == 'anchor' else 'total-correlation'} term .*'h1'.*auxiliary site\(s\) 'h1_lambda'"):
+    what = "anchor" if term == "anchor" else "total-correlation"
+    with pytest.raises(ValueError, match=rf"the {what} term .*'h1'.*auxiliary site\(s\) 'h1_lambda'"):
         objective(model.model, hvm_guide(model), x=x)
     objective(model.model, GUIDES.get("diag")(model, hidden_dims=(8,)).double(), x=x)  # a factorized guide is fine
 

@@ -129,6 +129,16 @@ def log_weights(model_trace, guide_trace, max_plate_nesting):
     )
 
 
+def auxiliary_sites(guide_trace):
+    """Names of the guide's sites marked ``infer={"is_auxiliary": True}``: guide variables the model
+    lacks (a hierarchical guide's λ), which its q(z | x) integrates out."""
+    return [
+        name
+        for name, site in guide_trace.nodes.items()
+        if site["type"] == "sample" and site["infer"].get("is_auxiliary")
+    ]
+
+
 def non_reparameterized_sites(guide_trace):
     """Names of the guide's latent sites without ``rsample`` (discrete ones): no pathwise gradient."""
     return [

@@ -69,6 +69,7 @@ from torch.distributions import Independent, Normal, TransformedDistribution
 
 from ..importance import (
     _data_frame,
+    auxiliary_sites,
     guess_max_plate_nesting,
     importance_traces,
     log_weights,
@@ -86,14 +87,15 @@ def _latent_sites(trace):
 def _guide_distributions(guide, batch, size):
     """{site: q(h_site | x)} of one batch, each with batch shape [size]."""
     trace = prune_subsample_sites(poutine.trace(guide).get_trace(**batch))
+    auxiliary = auxiliary_sites(trace)
+    if auxiliary:
+        raise ValueError(
+            f"guide site {auxiliary[0]!r} is auxiliary (a hierarchical guide such as 'hvm'): q(z|x) integrates it "
+            "out and has no density to score other points' draws: not supported"
+        )
     fns = {}
     for name in _latent_sites(trace):
         site = trace.nodes[name]
-        if site["infer"].get("is_auxiliary"):
-            raise ValueError(
-                f"guide site {name!r} is auxiliary (a hierarchical guide such as 'hvm'): q(z|x) integrates it "
-                "out and has no density to score other points' draws: not supported"
-            )
         if _data_frame(site) is None:
             raise ValueError(
                 f"guide site {name!r} lies outside the 'data' plate: ELBO surgery needs "

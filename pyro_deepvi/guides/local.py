@@ -39,7 +39,7 @@ from pyro.nn import PyroModule
 from torch import nn
 from torch.nn.functional import softplus
 
-from ..models.exponential_families import make_plates
+from ..models.exponential_families import _positive, make_plates
 from ..registry import GUIDES
 
 
@@ -98,9 +98,11 @@ class GammaFactor(Factor):
 
     @staticmethod
     def gamma(unconstrained_shape, unconstrained_mean, min_shape, reparameterize=True):
-        """Gamma(a, a / m), a = softplus(unconstrained_shape) + min_shape, m = softplus(unconstrained_mean)."""
+        """Gamma(a, a / m), a = softplus(unconstrained_shape) + min_shape, m = softplus(unconstrained_mean),
+        its scale m / a floored at the dtype's smallest normal number: below it (m ≈ e^(−88) in float32)
+        the rate a / m overflows to inf and log q = a log(inf) − inf·z is NaN; torch floors the draws there too."""
         shape = softplus(unconstrained_shape) + min_shape
-        return dist.Gamma(shape, shape / softplus(unconstrained_mean)).has_rsample_(reparameterize)
+        return dist.Gamma(shape, 1 / _positive(softplus(unconstrained_mean) / shape)).has_rsample_(reparameterize)
 
     def forward(self, index=None):
         return self.gamma(

@@ -21,6 +21,7 @@ from pyro.ops.provenance import detach_provenance
 from torch import nn
 
 from ..importance import guess_max_plate_nesting, log_weights, non_reparameterized_sites, total
+from .estimators import IWAE
 from .schedules import parse_weight
 
 
@@ -52,10 +53,15 @@ class Term(nn.Module):
     non-reparameterized (discrete) guide site. A term whose gradient also holds
     for such sites (a score-function path, as :func:`~pyro_deepvi.objectives.rate.rate`)
     sets ``score_function = True``; the objective refuses the others with such guides.
+
+    A term whose negative weights mean something only against the ELBO (the ``rate``: the
+    ELBO's loss is D + R, so weight w gives D + (1 + w)·R) sets ``negative_weight_needs_elbo``;
+    the objective refuses such a weight with the importance-weighted bound.
     """
 
     auxiliary_loss = None
     score_function = False
+    negative_weight_needs_elbo = False
 
     def forward(self, model_trace, guide_trace, log_weights):
         raise NotImplementedError
@@ -90,8 +96,17 @@ class Objective(nn.Module):
             raise ValueError(f"the objective already has a term named {name!r}")
         if not isinstance(term, Term):
             raise TypeError(f"term {name!r} must be a pyro_deepvi.objectives.Term, got {type(term).__name__}")
+        schedule = parse_weight(weight)
+        iwae = isinstance(self.estimator, IWAE) and self.estimator.num_particles > 1
+        if term.negative_weight_needs_elbo and schedule.least < 0 and iwae:
+            raise ValueError(
+                f"the term {name!r} with weight {weight!r} (down to {schedule.least:g}) has no meaning under the "
+                f"'iwae' objective (k = {self.estimator.num_particles}): the IWAE bound L_k is not D + R, and "
+                "−L_k + w·R with w < 0 rewards the gap L_k − ELBO, which grows without bound as q(z|x) widens "
+                "(a rate warm-up there diverges); use --objective elbo for a negative rate weight, or a weight >= 0"
+            )
         self.terms[name] = term
-        self.schedules[name] = parse_weight(weight)
+        self.schedules[name] = schedule
         self.weights[name] = self.schedules[name](self.epoch)
 
     def set_epoch(self, epoch):

@@ -35,6 +35,7 @@ class Rate(Term):
     """The rate per data point, from the run's log weights (any guide: see :func:`rate`)."""
 
     score_function = True
+    negative_weight_needs_elbo = True
 
     def forward(self, model_trace, guide_trace, log_weights):
         return rate(log_weights, guide_trace)

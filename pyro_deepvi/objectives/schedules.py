@@ -14,6 +14,7 @@ A weight is given as a number or as a string, on the command line and in
 
 A schedule is evaluated at the training progress in epochs (a float: epoch 2.5 is
 half-way through the third epoch), so resuming from a checkpoint reproduces it.
+Each schedule's ``least`` is the smallest weight it takes.
 """
 
 import math
@@ -21,7 +22,7 @@ import math
 
 class Constant:
     def __init__(self, value):
-        self.value = float(value)
+        self.value = self.least = float(value)
 
     def __call__(self, epoch):
         return self.value
@@ -34,6 +35,7 @@ class Linear:
         if epochs <= 0:
             raise ValueError(f"a linear schedule needs a positive number of epochs, got {epochs}")
         self.start, self.end, self.epochs = float(start), float(end), float(epochs)
+        self.least = min(self.start, self.end)
 
     def __call__(self, epoch):
         progress = min(max(epoch / self.epochs, 0.0), 1.0)
@@ -47,6 +49,7 @@ class Cyclic:
         if period <= 0 or not 0 < rise <= 1:
             raise ValueError(f"a cyclic schedule needs period > 0 and 0 < rise <= 1, got {period}, {rise}")
         self.low, self.high, self.period, self.rise = float(low), float(high), float(period), float(rise)
+        self.least = min(self.low, self.high)
 
     def __call__(self, epoch):
         phase = (epoch % self.period) / self.period

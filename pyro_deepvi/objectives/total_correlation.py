@@ -104,7 +104,7 @@ from collections import namedtuple
 import torch
 from torch.distributions import Independent
 
-from ..importance import PARTICLES, _data_frame
+from ..importance import PARTICLES, _data_frame, auxiliary_sites
 from ..registry import TERMS
 from .objective import Term
 
@@ -226,6 +226,14 @@ def _check_dims(dims, width, site):
 
 def _site_and_size(model_trace, guide_trace, site, log_weights, name):
     """The guide's node at ``site`` and the data set's size N (the data plate's full size)."""
+    auxiliary = auxiliary_sites(guide_trace)
+    if auxiliary:
+        raise ValueError(
+            f"the {name} term needs q(z|x) at site {site!r}, but the guide draws its latents given the auxiliary "
+            f"site(s) {', '.join(map(repr, auxiliary))} (a hierarchical guide such as 'hvm'): q(z|x) integrates "
+            "them out and has no density per dimension, and a total correlation over λ is meaningless "
+            "(use a factorized guide, e.g. --guide diag)"
+        )
     for role, trace in (("guide", guide_trace), ("model", model_trace)):
         if site not in trace.nodes or trace.nodes[site]["type"] != "sample":
             raise ValueError(f"the {role} has no sample site {site!r} for the {name} term")

@@ -22,6 +22,7 @@ from pyro_deepvi.models.dlgm import DLGM
 from pyro_deepvi.models.exponential_families import DeepExponentialFamily
 from pyro_deepvi.objectives import elbo, iwae, tracegraph_elbo
 from pyro_deepvi.objectives.estimators import TraceGraphELBO
+from pyro_deepvi.registry import TERMS
 
 
 def correlated_ppca(num_data=40, seed=0):
@@ -69,12 +70,38 @@ def test_sites_and_the_bound_by_hand():
     assert torch.allclose(total(log_weights(model_trace, guide_trace, 1)), by_hand, atol=1e-8)
 
 
+def test_hvm_starts_at_the_mean_field_bound_and_reaches_it_as_q_lambda_narrows():
+    """With the flows at the identity r(λ|z,x) is q(λ|x): log r − log q(λ|x) = 0 on every draw, so the bound is
+    E_q(λ|x)[ELBO of q_MF(z|λ)], and as q(λ|x) narrows it is the mean-field ELBO at λ's mean."""
+    model, x = correlated_ppca()
+    guide = hvm_guide(model)
+    model_trace, guide_trace = importance_traces(model.model, guide, 4, 1, kwargs={"x": x})
+    log_q_lambda = guide_trace.nodes["h1_lambda"]["unscaled_log_prob"]
+    assert torch.allclose(-guide_trace.nodes["h1_r"]["unscaled_log_prob"], log_q_lambda, atol=1e-10)
+    spread = softplus(guide.heads["h1"](guide.encoder(x))[:, 4:])
+    assert torch.allclose(spread, torch.tensor(0.1, dtype=spread.dtype))  # init_spread for every x
+    with torch.no_grad():
+        guide.heads["h1"].weight[4:] = 0.0
+        guide.heads["h1"].bias[4:] = -30.0  # q(λ|x)'s scale e^(−30): a point mass
+    model_trace, guide_trace = importance_traces(model.model, guide, 4, 1, kwargs={"x": x})
+    lam = guide.heads["h1"](guide.encoder(x))[:, :4]
+    loc, scale = lam.chunk(2, -1)
+    mean_field = dist.Normal(loc, softplus(scale) + 1e-5).to_event(1)
+    z = guide_trace.nodes["h1"]["value"]
+    W, sigma = model.decoder[0].weight, model.obs_log_scale.exp()
+    log_p = dist.Normal(0.0, 1.0).log_prob(z).sum(-1) + dist.Normal(z @ W.T, sigma).log_prob(x).sum(-1)
+    assert torch.allclose(total(log_weights(model_trace, guide_trace, 1)), log_p - mean_field.log_prob(z), atol=1e-6)
+
+
 def test_auxiliary_bound_below_the_marginal_elbo_below_log_likelihood():
     """On the same draws (z, λ): aux ELBO ≤ E_q[log p(x,z) − log q(z|x)] ≤ log p(x), q(z|x) by 10,000 draws
     of λ; and IWAE-k of the augmented pair rises with k below log p(x)."""
     model, x = correlated_ppca()
     x = x[:8]
     guide = hvm_guide(model)
+    with torch.no_grad():  # an untrained r and flows: r(λ|z) away from q(λ|x)
+        for p in [*guide.flows.parameters(), *guide.auxiliaries.parameters()]:
+            p.add_(0.3 * torch.randn_like(p))
     exact = model.exact_log_likelihood(x)
     pyro.set_rng_seed(1)
     with torch.no_grad():
@@ -100,8 +127,9 @@ def test_auxiliary_bound_below_the_marginal_elbo_below_log_likelihood():
 def test_every_objective_trains_every_part(objective):
     model, x = correlated_ppca()
     guide = hvm_guide(model)
-    with torch.no_grad():  # flows away from the identity (whose zero output layer stops the inner layers' gradients)
-        for p in guide.flows.parameters():
+    # flows and r's correction away from zero (whose zero output layers stop the inner layers' gradients)
+    with torch.no_grad():
+        for p in [*guide.flows.parameters(), *guide.auxiliaries.parameters()]:
             p.add_(0.3 * torch.randn_like(p))
     loss = objective()(model.model, guide, x=x)
     loss.backward()
@@ -123,6 +151,18 @@ def test_active_units_average_draws_and_surgery_refuses():
     assert torch.allclose(means["h1"], lam[..., :2].mean(0), atol=0.1)  # E_q[z|x] = E_q(λ|x)[μ(λ)]
     with pytest.raises(ValueError, match="'h1_lambda' is auxiliary"):
         elbo_surgery(model.model, guide, data)
+
+
+@pytest.mark.parametrize("term", ["tc", "index_code_mi", "dimension_kl", "anchor"])
+def test_aggregate_posterior_terms_refuse_the_auxiliary_site(term):
+    """q(z|x) of the site is not its q(z|λ), and a total correlation over λ means nothing: refused by λ's mark."""
+    model, x = correlated_ppca()
+    objective = elbo()
+    objective.add_term(term, TERMS.get(term).from_model(model), 1.0)
+    what = "anchor" if term == "anchor" else "total-correlation"
+    with pytest.raises(ValueError, match=rf"the {what} term .*'h1'.*auxiliary site\(s\) 'h1_lambda'"):
+        objective(model.model, hvm_guide(model), x=x)
+    objective(model.model, GUIDES.get("diag")(model, hidden_dims=(8,)).double(), x=x)  # a factorized guide is fine
 
 
 def planted_counts(num_docs, seed, num_words=30):
@@ -171,6 +211,31 @@ def test_local_hvm_trains_and_completes_documents():
     assert means["z1"].shape == (30, 6) and (means["z1"] > 0).all()
     result = document_completion(model, guide, planted_counts(10, 2), steps=20)
     assert math.isfinite(result["perplexity"]) and result["perplexity"] > 1
+
+
+def test_local_hvm_starts_at_the_mean_field_bound():
+    """With the shared flows at the identity r(λ_n|z_n) is the document's Gaussian, q(λ_n): the auxiliary
+    terms cancel (up to r's scale floor of 10⁻⁵ against a spread of 0.1, 18 dimensions)."""
+    model, counts = def_toy()
+    _, guide_trace = importance_traces(model.model, GUIDES.get("hvm_local")(model), 3, 3, kwargs={"x": counts})
+    log_r_minus_log_q = -guide_trace.nodes["lambda_r"]["unscaled_log_prob"] - guide_trace.nodes["lambda"]["unscaled_log_prob"]
+    assert log_r_minus_log_q.abs().max() < 0.01
+
+
+def test_local_hvm_draws_far_below_float32s_range_keep_the_loss_finite():
+    """A document's λ far in q(λ)'s tail puts a factor's mean below e^(−88), where float32's softplus underflows
+    and the rate a / m overflowed to inf (log q = inf − inf, NaN while completing reuters' test documents)."""
+    model, counts = def_toy()
+    guide = GUIDES.get("hvm_local")(model)
+    with torch.no_grad():
+        guide.factors["z1"].unconstrained_mean[:, :2] = -100.0  # every draw's m underflows
+        guide.factors["z2"].unconstrained_mean[:3] = -95.0
+    fn = guide.factors["z1"](None)
+    assert torch.isfinite(fn.rate).all() and torch.isfinite(fn.log_prob(fn.rsample())).all()
+    pyro.set_rng_seed(0)
+    loss = elbo(particles=2)(model.model, guide, x=counts)
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(guide.unconstrained_spread.grad).all()
 
 
 def test_local_hvm_refuses_non_gamma_layers():

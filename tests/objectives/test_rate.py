@@ -1,4 +1,5 @@
-"""The rate_target term |σ − R| (Alemi et al. 2018): value, gradient sign, and training to a target rate."""
+"""The rate_target term |σ − R| (Alemi et al. 2018): value, gradient sign, and training to a target rate; the rate term's
+negative weights refused under IWAE."""
 
 import pytest
 import torch
@@ -7,6 +8,7 @@ from pyro.poutine import Trace
 from pyro_deepvi import TrainConfig
 from pyro_deepvi.engine import Trainer
 from pyro_deepvi.importance import LogWeights
+from pyro_deepvi.objectives import ELBO, IWAE, Objective
 from pyro_deepvi.objectives.rate import Rate, RateTarget
 from pyro_deepvi.registry import TERMS
 from pyro_deepvi.run_dir import read_metrics
@@ -81,3 +83,27 @@ def test_training_holds_the_rate_at_two_different_targets(tmp_path):
     for target, rate in final.items():
         assert abs(rate - target) < 1.0, final
     assert final[10.0] - final[2.0] > 6.0
+
+
+def test_negative_rate_weight_is_refused_under_iwae_and_kept_under_the_elbo():
+    for weight in (-1, "linear:-1:0:10", "cyclic:-0.5:0:4"):
+        with pytest.raises(ValueError, match=r"'rate'.*" + str(weight).split(":")[0] + r".*'iwae' objective \(k = 5\)"):
+            Objective(IWAE(5), {"rate": (Rate(), weight)})
+        Objective(ELBO(), {"rate": (Rate(), weight)})  # D + (1 + w)·R: the β-VAE and its warm-up
+        Objective(IWAE(1), {"rate": (Rate(), weight)})  # L_1 is the ELBO
+    Objective(IWAE(5), {"rate": (Rate(), 2.0)})  # −L_k + w·R with w ≥ 0 is bounded below
+
+
+def test_under_iwae_minus_the_bound_minus_the_rate_falls_without_bound_as_q_widens():
+    # Why the refusal: z ~ N(0, 1), x | z ~ N(z, 1), x = 1, q(z) = N(0.5, s²). −L_5 − R, the loss of
+    # --objective iwae --term rate=-1 per data point, decreases without bound in s (−L_5 grows like s²/6,
+    # R like s²/2), while under the ELBO −L_1 − R is the distortion D, bounded below.
+    torch.manual_seed(0)
+    losses = []
+    for s in (1.0, 10.0, 100.0):
+        z = 0.5 + s * torch.randn(5, 20000)
+        log_q = torch.distributions.Normal(0.5, s).log_prob(z)
+        log_p_z = torch.distributions.Normal(0.0, 1.0).log_prob(z)
+        log_w = torch.distributions.Normal(z, 1.0).log_prob(torch.tensor(1.0)) + log_p_z - log_q
+        losses.append(float(-IWAE(5).bound(log_w).mean() - (log_q - log_p_z).mean()))
+    assert losses[0] > losses[1] > losses[2] and losses[2] < -1000

@@ -25,7 +25,7 @@ z from the digits of the first column, h_x from those of the first row).
 
 Usage::
 
-    python benchmarks/vcca_table.py --threads 1            # ~30 min on 2 busy CPU cores
+    python benchmarks/vcca_table.py --threads 1            # ~7 min at load 6 on 2 CPU cores
     python benchmarks/vcca_table.py --smoke
 """
 

@@ -189,20 +189,24 @@ class VCCA(PyroModule):
         h = self.encode(guide, x_private, blank.expand((len(x_private),) + self.view_shape))["hx"]
         return self.decode(z[:, None].expand(-1, len(h), -1), h[None].expand(len(z), -1, -1))
 
-    def linear_probe_error(self, guide, train_data, test_data, seed=0):
-        """Test error of a linear classifier of the class fit to E[z | x] of ``train_data`` (the paper's metric)."""
-        for data in (train_data, test_data):
+    def linear_probe_error(self, guide, train_data, test_data, seed=0, valid_data=None):
+        """Test error of a linear classifier of the class fit to E[z | x] of ``train_data`` (the paper's metric).
+
+        With ``valid_data`` the classifier's L2 penalty is chosen on it, as the paper tunes its SVM's C.
+        """
+        splits = [d for d in (train_data, valid_data, test_data) if d is not None]
+        for data in splits:
             if data.y is None or data.num_classes is None:
                 raise ValueError(f"{data.name}/{data.split} has no class labels: the linear-probe error needs them")
-        train_z = posterior_means_by_site(guide, train_data, seed=seed)["z"]
-        test_z = posterior_means_by_site(guide, test_data, seed=seed)["z"]
-        return 1.0 - linear_probe_accuracy(train_z, train_data.y, test_z, test_data.y, test_data.num_classes)
+        train_z, *valid_z, test_z = [posterior_means_by_site(guide, data, seed=seed)["z"] for data in splits]
+        valid = (valid_z[0], valid_data.y) if valid_data is not None else None
+        return 1.0 - linear_probe_accuracy(train_z, train_data.y, test_z, test_data.y, test_data.num_classes, valid=valid)
 
     def evaluate(self, guide, test_data, seed=0):
-        """``test_error_z``: the linear-probe error of E[z | x], the classifier fit on the training split."""
-        train_data = load(test_data.name, "train").to(test_data.x.device)
+        """``test_error_z``: the linear-probe error of E[z | x], the classifier fit on the training split, its penalty on the validation one."""
+        train_data, valid_data = (load(test_data.name, split).to(test_data.x.device) for split in ("train", "valid"))
         with torch.no_grad():
-            return {"test_error_z": self.linear_probe_error(guide, train_data, test_data, seed)}
+            return {"test_error_z": self.linear_probe_error(guide, train_data, test_data, seed, valid_data)}
 
     def _linear_gaussian(self):
         """(Λ, b, ψ) of the linear case: [x; x2] = Λ [z; h_x; h_y] + b + ε, ε ~ N(0, diag ψ)."""
@@ -258,9 +262,10 @@ class VCCAPrivate(VCCA):
         super().__init__(data_shape, view_shape, num_data, latent_dims, hidden_dims, private_dim, **options)
 
 
-def raw_pixel_error(train, test):
-    """Test error of the linear classifier on the raw first view ``x`` (the paper's "baseline" row)."""
-    return 1.0 - linear_probe_accuracy(train.x, train.y, test.x, test.y, test.num_classes)
+def raw_pixel_error(train, test, valid=None):
+    """Test error of the linear classifier on the raw first view ``x`` (the paper's "baseline" row), its penalty chosen on ``valid``."""
+    valid = (valid.x, valid.y) if valid is not None else None
+    return 1.0 - linear_probe_accuracy(train.x, train.y, test.x, test.y, test.num_classes, valid=valid)
 
 
 def linear_cca(x, y, dim, reg=0.0):
@@ -290,12 +295,14 @@ def linear_cca(x, y, dim, reg=0.0):
     return project, s[:dim]
 
 
-def linear_cca_error(train_views, train_labels, test_views, test_labels, num_classes, dim=20, reg=1e-2):
+def linear_cca_error(train_views, train_labels, test_views, test_labels, num_classes, dim=20, reg=1e-2, valid=None):
     """Test error of the linear classifier on linear CCA's ``dim``-dimensional projection of the first view.
 
     CCA (:func:`linear_cca`) is fit on the training pairs ``train_views = (x, y)``; like E[z | x], the
-    projection reads the first view only, so train and test points are projected from ``x``.
+    projection reads the first view only, so train and test points are projected from ``x``. With
+    ``valid = (views, labels)`` the classifier's penalty is chosen on that split.
     """
     project, _ = linear_cca(*train_views, dim, reg)
     train_z, test_z = project(train_views[0]), project(test_views[0])
-    return 1.0 - linear_probe_accuracy(train_z, train_labels, test_z, test_labels, num_classes)
+    valid = (project(valid[0][0]), valid[1]) if valid is not None else None
+    return 1.0 - linear_probe_accuracy(train_z, train_labels, test_z, test_labels, num_classes, valid=valid)

@@ -204,24 +204,26 @@ def test_baselines_beat_chance_on_digits():
 
 
 @pytest.mark.slow
-def test_vcca_beats_raw_pixels_and_matches_linear_cca_on_two_view_mnist(tmp_path):
-    """Test error of a linear classifier on E[z | view 1]: VCCA < raw pixels, and VCCA ≤ linear CCA + 2 points.
+def test_vcca_matches_raw_pixels_and_linear_cca_on_two_view_mnist(tmp_path):
+    """Test error of a linear classifier on E[z | view 1], its penalty chosen on the validation split: VCCA
+    within 2 points of raw pixels and of linear CCA, far below chance.
 
-    The paper's VCCA < linear CCA (3.0 % against CCA's far larger error on 50,000 pairs) does not show on
-    3,500 pairs: measured 22.4 % for VCCA (20 to 60 epochs alike) against 22.2 % for ridge-tuned linear CCA
-    and 25.0 % for raw pixels. VCCA-private does worse on z alone (23.4 % at dropout 0.5, 28.0 % at 0.2:
-    the class moves into the private latents, where a probe on z, h_x, h_y reaches 10 %), so its place
-    is reported by benchmarks/vcca_table.py, not asserted.
+    The paper's VCCA < linear CCA (3.0 % on 50,000 pairs) does not show on 3,500 pairs: measured 22.1 % for
+    VCCA against 22.5 % for linear CCA and 21.7 % for raw pixels, all within a standard error (1.3 points), and
+    VCCA-private's z at 21.9 % (benchmarks/README.md has the measurements: z is in effect a VAE code of view 1,
+    the class worth 18 nats of view 2 against ~500 of view 1), so the paper's ordering is not asserted. It shows
+    with the paper's 1024-unit ReLU networks (17.8 % for both models at 30 epochs), which the defaults do not use.
     """
     config = TrainConfig(model="vcca", out=str(tmp_path / "vcca"), eval_every=0, progress=False, **VCCA.train_defaults)
     trainer = Trainer(config).fit()
     trainer.components.eval()
-    train, test = load("two_view_mnist", "train"), load("two_view_mnist", "test")
+    train, valid, test = (load("two_view_mnist", s) for s in ("train", "valid", "test"))
     with torch.no_grad():
-        vcca = trainer.components.model.linear_probe_error(trainer.components.guide, train, test)
+        vcca = trainer.components.model.linear_probe_error(trainer.components.guide, train, test, valid_data=valid)
     views = lambda data: (data.x, data.views["x2"])  # noqa: E731
-    cca = linear_cca_error(views(train), train.y, views(test), test.y, 10, dim=20, reg=0.1)
-    raw = raw_pixel_error(train, test)
+    cca = linear_cca_error(views(train), train.y, views(test), test.y, 10, dim=20, reg=0.1, valid=(views(valid), valid.y))
+    raw = raw_pixel_error(train, test, valid)
     print(f"two_view_mnist test error: vcca {vcca:.3f}, linear CCA {cca:.3f}, raw pixels {raw:.3f}")
-    assert vcca < raw
+    assert vcca < 0.3  # chance is 0.9
+    assert vcca <= raw + 0.02
     assert vcca <= cca + 0.02

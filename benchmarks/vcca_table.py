@@ -26,7 +26,7 @@ z from the digits of the first column, h_x from those of the first row).
 
 Usage::
 
-    python benchmarks/vcca_table.py --threads 1            # ~MIN min at load LOAD on 2 CPU cores
+    python benchmarks/vcca_table.py --threads 1            # ~12 min at load 2 on 2 CPU cores
     python benchmarks/vcca_table.py --smoke
 """
 

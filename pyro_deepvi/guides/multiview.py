@@ -6,7 +6,8 @@ with one encoder per site, fed the view ``model.latent_sources[site]`` (a
 batch keyword, ``x`` or a further view of ``Dataset.views``). VCCA's guides
 (Wang et al. 2016) are of this form: q(z|x) and, for VCCA-private, q(h_x|x)
 q(h_y|y). The paper's dropout on the encoders is ``model.dropout`` (0 when
-absent), applied to each encoder's input and features.
+absent), applied to each encoder's input and features; their nonlinearity
+is ``model.activation`` (tanh when absent) unless ``activation`` is given.
 """
 
 import pyro
@@ -26,9 +27,11 @@ class MultiViewGuide(PyroModule):
     :param model: a model with ``latent_shapes``, ``latent_sources`` (site -> view keyword),
         ``view_shapes`` (view keyword -> event shape), ``num_data`` and optionally ``dropout``.
     :param hidden_dims: widths of each encoder's hidden layers.
+    :param str activation: the encoders' nonlinearity, a key of :data:`~pyro_deepvi.guides.amortized.ACTIVATIONS`;
+        the model's ``activation`` (tanh when it has none) when None.
     """
 
-    def __init__(self, model, hidden_dims=(256, 256)):
+    def __init__(self, model, hidden_dims=(256, 256), activation=None):
         super().__init__()
         self.latent_shapes = latent_shapes_of(model)
         sources = getattr(model, "latent_sources", None)
@@ -40,9 +43,10 @@ class MultiViewGuide(PyroModule):
         self.sources = dict(sources)
         self.num_data = model.num_data
         dropout = getattr(model, "dropout", 0.0)
+        activation = getattr(model, "activation", "tanh") if activation is None else activation
         self.encoders = nn.ModuleDict()
         for name, shape in self.latent_shapes.items():
-            encoder = Encoder(model.view_shapes[self.sources[name]], hidden_dims)
+            encoder = Encoder(model.view_shapes[self.sources[name]], hidden_dims, activation)
             self.encoders[name] = nn.Sequential(
                 nn.Flatten(), nn.Dropout(dropout), encoder, nn.Dropout(dropout), nn.Linear(encoder.out_dim, 2 * shape[0])
             )
@@ -56,5 +60,5 @@ class MultiViewGuide(PyroModule):
 
 
 @GUIDES.register("multiview", "one encoder per site from its own view (VCCA, Wang et al. 2016), optional dropout")
-def multiview(model, hidden_dims=(256, 256)):
-    return MultiViewGuide(model, hidden_dims)
+def multiview(model, hidden_dims=(256, 256), activation=None):
+    return MultiViewGuide(model, hidden_dims, activation)

@@ -167,11 +167,29 @@ def test_dropout_is_on_the_encoders_in_training_only():
         VCCA((5,), (4,), 8, dropout=1.0)
 
 
+def test_activation_of_decoders_and_encoders():
+    """The paper's ReLU by default in the decoders and, following the model, the guide's encoders; a guide may differ."""
+    def activations(module):
+        return {type(m) for m in module.modules() if isinstance(m, (torch.nn.ReLU, torch.nn.Tanh, torch.nn.ELU))}
+
+    model = VCCAPrivate((5,), (4,), 8, latent_dims=(2,), hidden_dims=(6, 6), private_dim=3)
+    assert activations(model.decoder) == activations(model.decoder2) == {torch.nn.ReLU}
+    assert activations(GUIDES.get("multiview")(model, hidden_dims=(6,))) == {torch.nn.ReLU}
+    assert activations(GUIDES.get("multiview")(model, hidden_dims=(6,), activation="tanh")) == {torch.nn.Tanh}
+    elu = VCCA((5,), (4,), 8, latent_dims=(2,), hidden_dims=(6,), activation="elu")
+    assert activations(elu) == activations(GUIDES.get("multiview")(elu, hidden_dims=(6,))) == {torch.nn.ELU}
+    with pytest.raises(ValueError, match="unknown decoder activation 'sigmoid'; choose one of: tanh, relu"):
+        VCCA((5,), (4,), 8, activation="sigmoid")
+    with pytest.raises(ValueError, match="unknown encoder activation 'sigmoid'"):
+        GUIDES.get("multiview")(model, hidden_dims=(6,), activation="sigmoid")
+
+
 def test_cli_train_then_eval(tmp_path, capsys):
     run = tmp_path / "vcca"
     small = ["--data", "two_view_mnist", "--epochs", "1", "--latent-dims", "4", "--hidden-dims", "16",
              "--test-particles", "5", "--eval-every", "0", "--no-progress", "--out", str(run)]
-    assert main(["train", "vcca_private", "--model-arg", "private_dim=2", "--model-arg", "dropout=0.2", *small]) == 0
+    assert main(["train", "vcca_private", "--model-arg", "private_dim=2", "--model-arg", "dropout=0.2",
+                 "--model-arg", "activation=tanh", "--guide-arg", "activation=elu", *small]) == 0
     assert "test_error_z" in capsys.readouterr().out
     assert main(["eval", str(run), "--particles", "5"]) == 0
     report = json.loads((run / "eval.json").read_text())
@@ -204,26 +222,24 @@ def test_baselines_beat_chance_on_digits():
 
 
 @pytest.mark.slow
-def test_vcca_matches_raw_pixels_and_linear_cca_on_two_view_mnist(tmp_path):
-    """Test error of a linear classifier on E[z | view 1], its penalty chosen on the validation split: VCCA
-    within 2 points of raw pixels and of linear CCA, far below chance.
+def test_vcca_beats_linear_cca_and_vcca_private_matches_it_on_two_view_mnist(tmp_path):
+    """Test error of a linear classifier on E[z | view 1], its penalty chosen on the validation split, with the
+    models' defaults (the paper's ReLU networks, 3 x 1024, z of 30, dropout 0.2; 60 epochs): VCCA more than 2 points
+    below linear CCA (the paper's ordering) and VCCA-private's z no more than 1 point above VCCA.
 
-    The paper's VCCA < linear CCA (3.0 % on 50,000 pairs) does not show on 3,500 pairs: measured 22.1 % for
-    VCCA against 22.5 % for linear CCA and 21.7 % for raw pixels, all within a standard error (1.3 points), and
-    VCCA-private's z at 21.9 % (benchmarks/README.md has the measurements: z is in effect a VAE code of view 1,
-    the class worth 18 nats of view 2 against ~500 of view 1), so the paper's ordering is not asserted. It shows
-    with the paper's 1024-unit ReLU networks (17.8 % for both models at 30 epochs), which the defaults do not use.
+    Measured: see benchmarks/README.md (VCCA). With 256-256 tanh networks and z of 20 all three were level (~22 %).
     """
-    config = TrainConfig(model="vcca", out=str(tmp_path / "vcca"), eval_every=0, progress=False, **VCCA.train_defaults)
-    trainer = Trainer(config).fit()
-    trainer.components.eval()
     train, valid, test = (load("two_view_mnist", s) for s in ("train", "valid", "test"))
-    with torch.no_grad():
-        vcca = trainer.components.model.linear_probe_error(trainer.components.guide, train, test, valid_data=valid)
+    errors = {}
+    for name in ("vcca", "vcca_private"):
+        config = TrainConfig(model=name, out=str(tmp_path / name), eval_every=0, progress=False)
+        trainer = Trainer(config).fit()
+        trainer.components.eval()
+        with torch.no_grad():
+            errors[name] = trainer.components.model.linear_probe_error(trainer.components.guide, train, test, valid_data=valid)
     views = lambda data: (data.x, data.views["x2"])  # noqa: E731
-    cca = linear_cca_error(views(train), train.y, views(test), test.y, 10, dim=20, reg=0.1, valid=(views(valid), valid.y))
-    raw = raw_pixel_error(train, test, valid)
-    print(f"two_view_mnist test error: vcca {vcca:.3f}, linear CCA {cca:.3f}, raw pixels {raw:.3f}")
-    assert vcca < 0.3  # chance is 0.9
-    assert vcca <= raw + 0.02
-    assert vcca <= cca + 0.02
+    dim = VCCA.train_defaults["latent_dims"][0]
+    cca = linear_cca_error(views(train), train.y, views(test), test.y, 10, dim=dim, reg=0.1, valid=(views(valid), valid.y))
+    print(f"two_view_mnist test error: vcca {errors['vcca']:.3f}, vcca_private {errors['vcca_private']:.3f}, linear CCA {cca:.3f}")
+    assert errors["vcca"] < cca - 0.02
+    assert errors["vcca_private"] <= errors["vcca"] + 0.01

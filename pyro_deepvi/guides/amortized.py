@@ -12,11 +12,7 @@ from pyro.nn import PyroModule
 from torch import nn
 
 from ..models.base import data_plate, flat_dim
-from ..nn import MLP
-
-#: The encoder's nonlinearities by name (``--guide-arg activation=relu``): tanh as Kingma & Welling
-#: and Burda et al., ReLU as Alemi et al.'s deep VIB.
-ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "elu": nn.ELU}
+from ..nn import MLP, activation_class
 
 
 def latent_shapes_of(model, support="real"):
@@ -53,11 +49,9 @@ class Encoder(nn.Module):
 
     def __init__(self, data_shape, hidden_dims, activation="tanh"):
         super().__init__()
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"unknown encoder activation {activation!r}; choose one of: {', '.join(ACTIVATIONS)}")
+        act = activation_class(activation, "encoder")
         self.event_dims = len(data_shape)
         if hidden_dims:
-            act = ACTIVATIONS[activation]
             self.net = nn.Sequential(MLP(flat_dim(data_shape), hidden_dims[:-1], hidden_dims[-1], activation=act), act())
             self.out_dim = hidden_dims[-1]
         else:
@@ -73,7 +67,7 @@ class AmortizedGuide(PyroModule):
 
     :param model: a model with ``latent_shapes``, ``data_shape`` and ``num_data``.
     :param hidden_dims: widths of the encoder's hidden layers.
-    :param str activation: the encoder's nonlinearity, a key of :data:`ACTIVATIONS`.
+    :param str activation: the encoder's nonlinearity, a key of :data:`~pyro_deepvi.nn.ACTIVATIONS`.
     """
 
     def __init__(self, model, hidden_dims=(200, 200), activation="tanh"):

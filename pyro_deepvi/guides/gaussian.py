@@ -38,7 +38,7 @@ class AmortizedGaussianGuide(AmortizedGuide):
     :param hidden_dims: widths of the encoder's hidden layers.
     :param str covariance: ``"diag"``, ``"rank_one"`` or ``"full"``.
     :param dict feature_dims: site -> width of the features its head reads (default: the encoder's, for every site).
-    :param str activation: the encoder's nonlinearity (see :data:`~pyro_deepvi.guides.amortized.ACTIVATIONS`).
+    :param str activation: the encoder's nonlinearity (see :data:`~pyro_deepvi.nn.ACTIVATIONS`).
     """
 
     def __init__(self, model, hidden_dims=(200, 200), covariance="diag", feature_dims=None, activation="tanh"):

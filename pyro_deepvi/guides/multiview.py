@@ -27,7 +27,7 @@ class MultiViewGuide(PyroModule):
     :param model: a model with ``latent_shapes``, ``latent_sources`` (site -> view keyword),
         ``view_shapes`` (view keyword -> event shape), ``num_data`` and optionally ``dropout``.
     :param hidden_dims: widths of each encoder's hidden layers.
-    :param str activation: the encoders' nonlinearity, a key of :data:`~pyro_deepvi.guides.amortized.ACTIVATIONS`;
+    :param str activation: the encoders' nonlinearity, a key of :data:`~pyro_deepvi.nn.ACTIVATIONS`;
         the model's ``activation`` (tanh when it has none) when None.
     """
 

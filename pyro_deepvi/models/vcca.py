@@ -48,8 +48,7 @@ from torch import nn
 from ..data import load
 from ..evaluation.active_units import posterior_means_by_site
 from ..evaluation.linear_probe import linear_probe_accuracy
-from ..guides.amortized import ACTIVATIONS
-from ..nn import MLP
+from ..nn import MLP, activation_class
 from ..registry import MODELS
 from .base import check_batch, data_plate, flat_dim, make_likelihood
 
@@ -67,7 +66,7 @@ class VCCA(PyroModule):
     :param str likelihood: for both views: ``"gaussian"`` (the default, any values),
         ``"continuous_bernoulli"`` (grey values in [0, 1]) or ``"bernoulli"`` (binary views).
     :param float dropout: dropout probability on the guide's encoders (the paper's option).
-    :param str activation: the decoders' nonlinearity, a key of :data:`~pyro_deepvi.guides.amortized.ACTIVATIONS`
+    :param str activation: the decoders' nonlinearity, a key of :data:`~pyro_deepvi.nn.ACTIVATIONS`
         (the paper's ``"relu"`` by default); the multiview guide's encoders use the same unless given their own.
     :param float obs_scale: the initial σ of each Gaussian view. σ is learned, but Adam moves
         log σ by about the learning rate a step: started at 1, far above the pixels' spread,
@@ -110,8 +109,7 @@ class VCCA(PyroModule):
             raise ValueError(f"obs_scale is a standard deviation and must be positive, got {obs_scale!r}")
         if not 0 <= dropout < 1:
             raise ValueError(f"dropout must be a probability in [0, 1), got {dropout!r}")
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"unknown decoder activation {activation!r}; choose one of: {', '.join(ACTIVATIONS)}")
+        act = activation_class(activation, "decoder")
         self.data_shape = torch.Size(data_shape)
         self.view_shape = torch.Size(view_shape)
         self.num_data = int(num_data)
@@ -128,8 +126,8 @@ class VCCA(PyroModule):
             self.latent_shapes.update(hx=torch.Size([private_dim]), hx2=torch.Size([private_dim]))
             self.latent_sources.update(hx="x", hx2="x2")
         code_dim = latent_dims[0] + private_dim
-        self.decoder = MLP(code_dim, hidden_dims, flat_dim(self.data_shape), activation=ACTIVATIONS[activation])
-        self.decoder2 = MLP(code_dim, hidden_dims, flat_dim(self.view_shape), activation=ACTIVATIONS[activation])
+        self.decoder = MLP(code_dim, hidden_dims, flat_dim(self.data_shape), activation=act)
+        self.decoder2 = MLP(code_dim, hidden_dims, flat_dim(self.view_shape), activation=act)
         # log σ of each view's Gaussian likelihood; a Bernoulli one has no extra parameter.
         gaussian = self.support == "real"
         log_scale = torch.tensor(float(obs_scale)).log()

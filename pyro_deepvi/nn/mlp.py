@@ -2,6 +2,18 @@
 
 from torch import nn
 
+#: Nonlinearities by name (``--guide-arg activation=relu``, VCCA's ``--model-arg activation=relu``):
+#: tanh as Kingma & Welling and Burda et al., ReLU as Alemi et al.'s deep VIB and Wang et al.'s VCCA.
+ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "elu": nn.ELU}
+
+
+def activation_class(name, role):
+    """The ``nn.Module`` class of the nonlinearity ``name`` (a key of :data:`ACTIVATIONS`); an unknown
+    name is a ValueError that names the ``role`` ("encoder", "decoder") and the choices."""
+    if name not in ACTIVATIONS:
+        raise ValueError(f"unknown {role} activation {name!r}; choose one of: {', '.join(ACTIVATIONS)}")
+    return ACTIVATIONS[name]
+
 
 class BatchNorm(nn.BatchNorm1d):
     """Batch normalization of the last dimension, over every leading one (particles and data points alike)."""

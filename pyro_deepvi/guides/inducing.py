@@ -20,7 +20,7 @@ from torch import nn
 from torch.distributions import constraints
 
 from ..models.base import data_plate
-from ..models.deep_gp import InducingPosterior
+from ..models.deep_gp import inducing_posteriors
 from ..registry import GUIDES
 
 #: The per-point Gaussians' initial standard deviation.
@@ -55,13 +55,12 @@ class InducingGuide(PyroModule):
         super().__init__()
         if not hasattr(model, "inducing_shapes"):
             raise ValueError(f"{type(model).__name__} has no inducing sites (``inducing_shapes``) for the inducing guide")
-        shapes = {} if local_only else model.inducing_shapes
-        if not local_only and hasattr(model, "posteriors"):
+        if local_only:
+            self.inducing = nn.ModuleDict()
+        elif hasattr(model, "posteriors"):
             self.inducing = model.posteriors  # a model that integrates q(V) holds it (dgp)
         else:
-            self.inducing = nn.ModuleDict(
-                (name, InducingPosterior(shape, model.inducing_init_scales[name])) for name, shape in shapes.items()
-            )
+            self.inducing = inducing_posteriors(model.inducing_shapes, model.inducing_init_scales)
         self.num_data = model.num_data if num_data is None else int(num_data)
         local_shapes = getattr(model, "local_shapes", OrderedDict())
         self.locals = nn.ModuleDict()

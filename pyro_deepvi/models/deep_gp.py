@@ -131,6 +131,11 @@ class InducingPosterior(PyroModule):
         return dist.MultivariateNormal(self.loc, scale_tril=self.scale_tril).to_event(1)
 
 
+def inducing_posteriors(shapes, init_scales):
+    """``{site: InducingPosterior}`` for every inducing site's shape [D, M] and initial scale."""
+    return nn.ModuleDict((name, InducingPosterior(shape, init_scales[name])) for name, shape in shapes.items())
+
+
 class SparseGPLayer(PyroModule):
     """One layer: RBF kernel, learned inducing inputs and an optional fixed linear mean.
 
@@ -296,9 +301,7 @@ class DeepGP(_InducingLayers):
             z, h = z @ projection, h @ projection
         layers.append(SparseGPLayer(z, 1, ard=ard))
         self._set_layers(layers, [inner_init_scale] * len(widths) + [1.0])
-        self.posteriors = nn.ModuleDict(
-            (name, InducingPosterior(shape, self.inducing_init_scales[name])) for name, shape in self.inducing_shapes.items()
-        )
+        self.posteriors = inducing_posteriors(self.inducing_shapes, self.inducing_init_scales)
         self.noise = PyroParam(torch.tensor(float(noise)), constraint=constraints.positive)
 
     def _check(self, x, y):

@@ -33,6 +33,13 @@ def _dims(text):
         raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 200,200, got {text!r}") from None
 
 
+def _floats(text):
+    try:
+        return tuple(float(d) for d in text.split(",") if d.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers such as 0.9,0.999, got {text!r}") from None
+
+
 def _names(text):
     return [name.strip() for name in text.split(",") if name.strip()]
 
@@ -71,6 +78,7 @@ def _add_run_options(parser):
     parser.add_argument("--epochs", type=int, default=None, help=_default("epochs"))
     parser.add_argument("--batch-size", type=int, default=None, help=_default("batch_size"))
     parser.add_argument("--lr", type=float, default=None, help=f"Adam's step size; {_default('lr')}")
+    parser.add_argument("--adam-betas", type=_floats, default=None, help=f"Adam's beta1,beta2; {_default('adam_betas')}")
     parser.add_argument("--particles", type=int, default=None, help="particles per data point (IWAE's k); default 1, or 5 for iwae")
     parser.add_argument("--latent-dims", type=_dims, default=None, help=f"e.g. 50 or 100,50 (bottom to top); {_default('latent_dims')}")
     parser.add_argument("--hidden-dims", type=_dims, default=None, help=f"e.g. 200,200 (empty string: linear); {_default('hidden_dims')}")
@@ -135,7 +143,7 @@ def _config(args, model, guide, objective, out):
         model=model, data=args.data, guide=guide, objective=objective, particles=args.particles,
         terms=None if args.term is None else _once(args.term, "--term"),
         term_args=None if args.term_arg is None else _term_args(args.term_arg),
-        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, latent_dims=args.latent_dims,
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, adam_betas=args.adam_betas, latent_dims=args.latent_dims,
         hidden_dims=args.hidden_dims, guide_hidden_dims=args.guide_hidden_dims,
         model_args=None if args.model_arg is None else _once(args.model_arg, "--model-arg"),
         guide_args=None if args.guide_arg is None else _once(args.guide_arg, "--guide-arg"), seed=args.seed, device=args.device,

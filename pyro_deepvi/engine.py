@@ -70,6 +70,7 @@ DEFAULTS = {
     "epochs": 100,
     "batch_size": 100,
     "lr": 1e-3,
+    "adam_betas": (0.9, 0.999),
     "latent_dims": (50,),
     "hidden_dims": (200, 200),
     "model_args": {},
@@ -99,6 +100,7 @@ class TrainConfig:
     epochs: int = None
     batch_size: int = None
     lr: float = None
+    adam_betas: tuple = None  # Adam's (β₁, β₂); deep VIB's paper uses (0.5, 0.999)
     latent_dims: tuple = None
     hidden_dims: tuple = None
     guide_hidden_dims: tuple = None  # the encoder's widths; hidden_dims when None
@@ -129,6 +131,12 @@ class TrainConfig:
             raise ValueError(f"compile must be true or false, got {self.compile!r}")
         if isinstance(self.lr, bool) or not isinstance(self.lr, numbers.Real) or not (math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"lr must be positive and finite, got {self.lr!r}")
+        if not (
+            isinstance(self.adam_betas, (list, tuple)) and len(self.adam_betas) == 2
+            and all(isinstance(b, numbers.Real) and not isinstance(b, bool) and 0 <= b < 1 for b in self.adam_betas)
+        ):
+            raise ValueError(f"adam_betas must be two numbers in [0, 1) such as [0.9, 0.999], got {self.adam_betas!r}")
+        self.adam_betas = tuple(float(b) for b in self.adam_betas)
         for name in ("latent_dims", "hidden_dims", "guide_hidden_dims"):
             dims = getattr(self, name)
             if not (dims is None and name == "guide_hidden_dims") and (
@@ -369,7 +377,7 @@ class Trainer:
         self.valid_data = config.load_data("valid").to(self.device) if config.eval_every else None
         self.components = build(config, self.train_data).to(self.device)
         _create_lazy_parameters(self.components, self.train_data, config.batch_size)
-        self.optimizer = torch.optim.Adam(self.components.parameters(), lr=config.lr)
+        self.optimizer = torch.optim.Adam(self.components.parameters(), lr=config.lr, betas=config.adam_betas)
         self.shuffle = torch.Generator().manual_seed(config.seed)
         self.epoch, self.step = 0, 0
         self.saved_epoch = None  # the epoch of the checkpoint on disk
@@ -401,7 +409,8 @@ class Trainer:
         free = ("epochs", "progress", "device", "test_particles", "data_root", "download", "out", "imports", "compile")
         current = json.loads(json.dumps(self.config.to_dict()))
         # A field a run's config.json predates has its default value there.
-        mismatched = sorted(k for k, v in current.items() if k not in free and v != previous.get(k, DEFAULTS.get(k)))
+        defaults = json.loads(json.dumps(DEFAULTS))
+        mismatched = sorted(k for k, v in current.items() if k not in free and v != previous.get(k, defaults.get(k)))
         if mismatched:
             raise ValueError(
                 f"{self.run_dir} holds a run with a different config ({', '.join(mismatched)}); "

@@ -47,6 +47,8 @@ def fails(argv, capsys, message):
         (["--guide-arg", "hidden_dims=[3]"], "set hidden_dims as options of their own, not in guide_args"),
         (["--lr", "inf"], "lr must be positive and finite"),
         (["--lr", "nan"], "lr must be positive and finite"),
+        (["--adam-betas", "1,0.999"], "adam_betas must be two numbers in [0, 1) such as [0.9, 0.999], got (1.0, 0.999)"),
+        (["--adam-betas", "0.5"], "adam_betas must be two numbers in [0, 1)"),
         (["--term", "rate=inf"], "the weight 'inf' must be finite"),
         (["--term", "rate=linear:0:nan:10"], "the weight 'linear:0:nan:10' must be finite"),
         (["--batch-size", "0"], "batch_size must be a positive integer"),
@@ -68,6 +70,7 @@ def test_bad_train_options(tmp_path, capsys, options, message):
         ({"eval_every": True}, "eval_every must be a non-negative integer"),
         ({"lr": float("inf")}, "lr must be positive and finite"),
         ({"lr": True}, "lr must be positive and finite"),
+        ({"adam_betas": (0.5, True)}, "adam_betas must be two numbers in [0, 1)"),
         ({"terms": {"rate": float("nan")}}, "must be finite"),
     ],
 )

@@ -74,17 +74,28 @@ def test_a_flow_guide_trains_and_reports_why_surgery_is_skipped(tmp_path, capsys
     assert "flow" in json.loads((tmp_path / "eval.json").read_text())["elbo_surgery"]["skipped"]
 
 
+def test_adam_betas_reach_the_optimizer_and_a_resume(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "vib", "--out", str(out), "--adam-betas", "0.5,0.999", *SMALL]) == 0
+    assert json.loads((out / "config.json").read_text())["adam_betas"] == [0.5, 0.999]
+    checkpoint = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert checkpoint["optimizer"]["param_groups"][0]["betas"] == (0.5, 0.999)
+    # Resuming with other betas is another run, refused by name.
+    assert main(["train", "vib", "--out", str(out), "--adam-betas", "0.9,0.999", *SMALL, "--epochs", "2"]) == 2
+    assert "holds a run with a different config (adam_betas)" in capsys.readouterr().err
+
+
 def test_guide_arg_sets_the_encoder_activation_and_old_runs_resume(tmp_path):
     out = tmp_path / "relu"
     assert main(["train", "dlgm", "--out", str(out), "--guide-arg", "activation=relu", *SMALL]) == 0
     _, components = pyro_deepvi.restore(out, "cpu")
     kinds = {type(m) for m in components.guide.encoder.modules()}
     assert torch.nn.ReLU in kinds and torch.nn.Tanh not in kinds
-    # A run written before guide_args existed resumes: a missing field counts as its default.
+    # A run written before guide_args and adam_betas existed resumes: a missing field counts as its default.
     plain = tmp_path / "plain"
     assert main(["train", "dlgm", "--out", str(plain), *SMALL]) == 0
     config = json.loads((plain / "config.json").read_text())
-    del config["guide_args"]
+    del config["guide_args"], config["adam_betas"]
     (plain / "config.json").write_text(json.dumps(config))
     assert main(["train", "dlgm", "--out", str(plain), *SMALL, "--epochs", "2"]) == 0  # the last --epochs counts
     assert json.loads((plain / "config.json").read_text())["epochs"] == 2

@@ -145,11 +145,12 @@ class VIB(PyroModule):
         return cls(data.event_shape, len(data), data.num_classes, latent_dims, hidden_dims, **options)
 
 
-def deterministic_baseline(train, test, hidden_dims, latent_dim, epochs, batch_size=100, lr=1e-3, seed=0, activation="tanh"):
+def deterministic_baseline(train, test, hidden_dims, latent_dim, epochs, batch_size=100, lr=1e-3, seed=0, activation="tanh",
+                           adam_betas=(0.9, 0.999)):
     """Test error of the paper's deterministic baseline: the same network with z = f_e^μ(x), no noise.
 
     The encoder's widths ``hidden_dims`` (``activation``, as the guide's ``--guide-arg activation``), a linear map to the ``latent_dim``
-    bottleneck and the linear softmax decoder, trained on the cross-entropy with Adam,
+    bottleneck and the linear softmax decoder, trained on the cross-entropy with Adam (``lr``, ``adam_betas``),
     the same minibatches a ``vib`` run of that seed sees (binarized afresh where the
     data set is). Returns ``{"test_error": ..., "network": ...}``.
     """
@@ -161,7 +162,7 @@ def deterministic_baseline(train, test, hidden_dims, latent_dim, epochs, batch_s
         network = nn.Sequential(
             encoder, nn.Linear(encoder.out_dim, latent_dim), nn.Linear(latent_dim, train.num_classes)
         )
-        optimizer = torch.optim.Adam(network.parameters(), lr=lr)
+        optimizer = torch.optim.Adam(network.parameters(), lr=lr, betas=adam_betas)
         shuffle = torch.Generator().manual_seed(seed)
         for _ in range(epochs):
             order = torch.randperm(len(train), generator=shuffle)

@@ -25,7 +25,7 @@ Usage::
     python benchmarks/vib_sweep.py --smoke
     python benchmarks/vib_sweep.py --hidden 512,512 --latent 64 --epochs 60
     python benchmarks/vib_sweep.py --data mnist_grey --data-root DIR --activation relu --lr 1e-4 --adam-betas 0.5,0.999 \
-        --epochs 200 --seed 1                            # the paper's protocol (but its learning-rate decay), one seed a call
+        --epochs 200 --seed 1                            # the paper's protocol, all but its learning-rate decay; one seed a call
 """
 
 import json

@@ -64,9 +64,9 @@ def test_every_level_reaches_x_through_a_deeper_network():
     assert all(depths)
     # u_l embeds z_l at its level's width; f_L reads u_L(z_L) alone, f_l the concatenation [z̃_{l+1}, u_l(z_l)].
     assert [u[0].in_features for u in model.embed] == [2, 3, 4]
-    assert model.ladder[2][0][0].in_features == 6
-    assert model.ladder[1][0][0].in_features == 6 + 8
-    assert model.ladder[0][0][0].in_features == 8 + 16
+    assert model.ladder[2][0].in_features == 6
+    assert model.ladder[1][0].in_features == 6 + 8
+    assert model.ladder[0][0].in_features == 8 + 16
     assert model.decoder[-1].out_features == 12
 
 

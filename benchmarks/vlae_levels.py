@@ -21,7 +21,7 @@ draw, each column sets level l's code to one prior draw (the paper's Figure 3 wi
 
 Usage::
 
-    python benchmarks/vlae_levels.py --threads 1           # ~15 min on 2 shared CPU cores
+    python benchmarks/vlae_levels.py --threads 1           # ~7 min on 2 shared CPU cores
     python benchmarks/vlae_levels.py --smoke
 """
 

@@ -68,6 +68,7 @@ def test_every_level_reaches_x_through_a_deeper_network():
     assert model.ladder[1][0].in_features == 6 + 8
     assert model.ladder[0][0].in_features == 8 + 16
     assert model.decoder[-1].out_features == 12
+    assert all(isinstance(f[-1], torch.nn.Linear) for f in model.ladder)  # z̃_l ends linear: it cannot saturate
 
 
 def test_guide_reads_z_l_from_h_l_only():

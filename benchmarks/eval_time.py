@@ -20,7 +20,8 @@ timed in place, and then times, in the same process (diag guide only, unless
   (the random draws differ: the library's ``bounds`` first runs the guide once
   to find the plate nesting, which shifts its random stream);
 - ``bounds`` with Pyro's validation off, chunk 500 (``evaluate_run`` runs it
-  with Pyro's default, validation on).
+  with Pyro's default, validation on, which ``bounds`` applies to each batch's
+  first chunk only).
 
 The sweep runs every configuration on each batch of 100 test digits in turn
 (the order rotating from batch to batch), so that a change of load on a shared

@@ -44,7 +44,7 @@ def bounds(model, guide, data, num_particles=5000, chunk_size=100, batch_size=10
         for done in range(0, num_particles, chunk_size):
             k = min(chunk_size, num_particles - done)
             # Pyro's validation (the batch's support, the parameters, model/guide match) on a batch's first
-            # chunk only: the others repeat its computation on new draws, and rechecking them cost ~7 %.
+            # chunk only: the others repeat its computation on new draws, and rechecking them cost 5-10 %.
             with pyro.validation_enabled(validate and done == 0):
                 weights = log_weights(*importance_traces(model, guide, k, nesting, kwargs=batch), nesting)
             check_local(weights, "the IWAE-k estimate of log p(x_n)")

@@ -1,10 +1,12 @@
 import math
 
 import torch
+from pyro.distributions import Independent
 from pyro.distributions.torch_distribution import TorchDistribution
-from pyro.distributions.util import broadcast_shape
+from pyro.distributions.util import broadcast_shape, sum_rightmost
 from torch.distributions import constraints
-from torch.distributions.utils import lazy_property
+from torch.distributions.utils import broadcast_all, lazy_property
+from torch.nn.functional import binary_cross_entropy_with_logits
 
 
 class RankOnePrecisionNormal(TorchDistribution):
@@ -189,3 +191,28 @@ class RankOnePrecisionNormal(TorchDistribution):
     def entropy(self):
         k = self.event_shape[0]
         return 0.5 * (k * (1 + math.log(2 * math.pi)) + self.log_det_covariance)
+
+
+class IndependentBernoulli(Independent):
+    r"""
+    ``Bernoulli(logits=l).to_event(n)`` whose :meth:`log_prob` negates after the sum,
+
+    .. math::
+
+        \log p(x) = -\sum_d \mathrm{BCE}(l_d, x_d)
+                   = \sum_d \left[x_d \log\sigma(l_d) + (1 - x_d)\log\sigma(-l_d)\right],
+
+    the same numbers as ``Independent``'s :math:`\sum_d (-\mathrm{BCE})`
+    (negation is exact), without negating every pixel of every particle: for
+    a 784-pixel image model, the [particles, batch, 784] negation is about a
+    tenth of an IWAE-5000 evaluation on a CPU (``benchmarks/eval_time.py``).
+    Build it as ``IndependentBernoulli(dist.Bernoulli(logits=l), n)``.
+    """
+
+    def log_prob(self, value):
+        base = self.base_dist
+        if base._validate_args:
+            base._validate_sample(value)
+        logits, value = broadcast_all(base.logits, value)
+        bce = binary_cross_entropy_with_logits(logits, value, reduction="none")
+        return -sum_rightmost(bce, self.reinterpreted_batch_ndims)

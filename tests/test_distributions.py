@@ -7,7 +7,7 @@ import torch
 from pyro.infer import SVI, Trace_ELBO
 from pyro.optim import Adam
 
-from pyro_deepvi.distributions import RankOnePrecisionNormal
+from pyro_deepvi.distributions import IndependentBernoulli, RankOnePrecisionNormal
 
 
 def random_params(batch_shape, k, u_scale=1.0, seed=0):
@@ -230,3 +230,28 @@ def test_svi_step_with_learned_guide():
     for name in ("loc", "d", "u"):
         assert torch.isfinite(pyro.param(name)).all()
     assert not torch.equal(pyro.param("u"), 0.1 * torch.ones(k))
+
+
+@pytest.mark.parametrize("logits_shape, value_shape, event_dims", [((7, 5, 30), (5, 30), 1), ((4, 3, 6), (4, 3, 6), 2)])
+def test_independent_bernoulli_is_pyros_bernoulli_to_event_to_the_bit(logits_shape, value_shape, event_dims):
+    logits = (3 * torch.randn(logits_shape)).requires_grad_()
+    value = torch.bernoulli(torch.full(value_shape, 0.3))
+    fast = IndependentBernoulli(dist.Bernoulli(logits=logits), event_dims)
+    stock = dist.Bernoulli(logits=logits).to_event(event_dims)
+    assert (fast.batch_shape, fast.event_shape) == (stock.batch_shape, stock.event_shape)
+    assert torch.equal(fast.log_prob(value), stock.log_prob(value))  # the negation moved after the sum is exact
+    hand = (value * torch.nn.functional.logsigmoid(logits) + (1 - value) * torch.nn.functional.logsigmoid(-logits))
+    torch.testing.assert_close(fast.log_prob(value), hand.sum(list(range(-event_dims, 0))))
+    (grad_fast,) = torch.autograd.grad(fast.log_prob(value).sum(), logits)
+    (grad_stock,) = torch.autograd.grad(stock.log_prob(value).sum(), logits)
+    assert torch.equal(grad_fast, grad_stock)
+    expanded = fast.expand((2,) + fast.batch_shape)
+    assert isinstance(expanded, IndependentBernoulli)
+    assert torch.equal(expanded.log_prob(value), stock.expand((2,) + stock.batch_shape).log_prob(value))
+    torch.testing.assert_close(fast.mean, torch.sigmoid(logits))
+
+
+def test_independent_bernoulli_refuses_values_off_its_support():
+    fast = IndependentBernoulli(dist.Bernoulli(logits=torch.zeros(3, 4), validate_args=True), 1)
+    with pytest.raises(ValueError, match="support"):
+        fast.log_prob(torch.full((3, 4), 0.5))

@@ -11,6 +11,8 @@ import pyro
 import pyro.distributions as dist
 import torch
 
+from ..distributions import IndependentBernoulli
+
 
 def data_plate(num_data, x, index=None):
     """``pyro.plate("data", N, subsample=index)``: the plate of local latents.
@@ -36,7 +38,7 @@ class Bernoulli:
     support = "binary"
 
     def __call__(self, logits, log_scale):
-        return dist.Bernoulli(logits=logits).to_event(1)
+        return IndependentBernoulli(dist.Bernoulli(logits=logits), 1)
 
 
 class Gaussian:

@@ -1,12 +1,17 @@
-"""Evaluation: streamed IWAE-k equals one big log-sum-exp; active units count what moves with x."""
+"""Evaluation: streamed IWAE-k equals one big log-sum-exp and Pyro's stock likelihood's estimate; active units count
+what moves with x."""
+
+import dataclasses
 
 import pyro
 import pyro.distributions as dist
+import pytest
 import torch
 from pyro.nn import PyroModule
 
 from pyro_deepvi import GUIDES
 from pyro_deepvi.data import Dataset
+from pyro_deepvi.engine import TrainConfig, Trainer
 from pyro_deepvi.evaluation import active_units, bounds
 from pyro_deepvi.models import data_plate
 from pyro_deepvi.models.dlgm import DLGM
@@ -26,6 +31,41 @@ def test_chunked_estimate_equals_one_chunk():
     assert abs(ll_a.mean() - ll_c.mean()) < 0.1  # per point, an untrained guide's L_k is noisy (±0.2)
     assert torch.allclose(elbo_a, elbo_c, atol=0.1)
     assert (elbo_a < ll_a).all()
+
+
+
+class StockBernoulli:
+    """The likelihood as Pyro writes it, Bernoulli(logits).to_event(1): what IndependentBernoulli computes faster."""
+
+    support = "binary"
+
+    def __call__(self, logits, log_scale):
+        return dist.Bernoulli(logits=logits).to_event(1)
+
+
+@pytest.mark.parametrize("model, latent_dims", [("dlgm", (4,)), ("lvae", (4, 2))])
+def test_bounds_of_a_trained_model_equal_those_of_pyros_stock_likelihood(tmp_path, model, latent_dims):
+    run = Trainer(TrainConfig(model=model, data="mnist5k", latent_dims=latent_dims, hidden_dims=(16,), epochs=1,
+                              eval_every=0, progress=False, out=str(tmp_path / "run"))).fit()
+    test = run.config.load_data("test")
+    data = dataclasses.replace(test, x=test.x[:40], y=test.y[:40])
+    model, guide = run.components.model, run.components.guide
+    # Batches of 20 in chunks of 100, 100 and 50 particles (only a batch's first chunk runs Pyro's validation).
+    fast = bounds(model.model, guide, data, num_particles=250, chunk_size=100, batch_size=20)
+    model.likelihood = StockBernoulli()
+    stock = bounds(model.model, guide, data, num_particles=250, chunk_size=100, batch_size=20)
+    assert torch.equal(fast[0], stock[0]) and torch.equal(fast[1], stock[1])  # same draws, negation moved exactly
+    assert (fast[0] < fast[1]).all() and (fast[1] < 0).all()
+
+
+def test_bounds_check_every_batch_against_the_likelihoods_support():
+    torch.manual_seed(0)
+    x = torch.bernoulli(torch.full((30, 10), 0.4))
+    x[25, 3] = 0.5  # in the second batch of 20, a grey pixel a Bernoulli cannot score
+    model = DLGM((10,), 30, latent_dims=(3,), hidden_dims=(8,))
+    guide = GUIDES.get("diag")(model, hidden_dims=(8,))
+    with pytest.raises(ValueError, match="support"):
+        bounds(model.model, guide, Dataset("toy", "test", x, support="real"), num_particles=300, batch_size=20)
 
 
 class HalfActive(PyroModule):

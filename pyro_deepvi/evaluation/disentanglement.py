@@ -12,8 +12,10 @@ Each term lies in ``[0, 1]`` (``I(z_j; v_k) <= H(v_k)``): 1 when one latent
 dimension carries all of ``v_k`` and no other carries any, 0 when two share it
 equally or none carries it.
 
-The estimate follows disentanglement_lib (Locatello et al., 2019) rather than
-the paper's sampling estimator: the code is the posterior mean
+:func:`mutual_information_gap` follows disentanglement_lib (Locatello et al.,
+2019); :func:`encoder_mutual_information_gap` is the paper's own estimate, from
+the encoder's distribution q(z|x) over the data set (see there). The first
+bins a code: the posterior mean
 ``E_q[z | x]`` (:func:`posterior_means`), each latent dimension is discretized
 into ``num_bins`` equal-width bins between its smallest and largest value over
 the data, and ``I`` and ``H`` are plug-in estimates (in nats) from the joint

@@ -2,7 +2,7 @@
 
 from . import log_likelihood
 from .active_units import active_units
-from .disentanglement import mutual_information_gap, posterior_means
+from .disentanglement import encoder_mutual_information_gap, mutual_information_gap, posterior_means
 from .log_likelihood import bounds
 from .perplexity import document_completion, lda_perplexity, perplexity
 from .rate_distortion import plot_rate_distortion, rate_and_distortion, rate_by_site, rate_distortion_points
@@ -14,6 +14,7 @@ __all__ = [
     "bounds",
     "document_completion",
     "elbo_surgery",
+    "encoder_mutual_information_gap",
     "evaluate_run",
     "lda_perplexity",
     "log_likelihood",

@@ -12,8 +12,10 @@ Each term lies in ``[0, 1]`` (``I(z_j; v_k) <= H(v_k)``): 1 when one latent
 dimension carries all of ``v_k`` and no other carries any, 0 when two share it
 equally or none carries it.
 
-The estimate follows disentanglement_lib (Locatello et al., 2019) rather than
-the paper's sampling estimator: the code is the posterior mean
+:func:`mutual_information_gap` follows disentanglement_lib (Locatello et al.,
+2019); :func:`encoder_mutual_information_gap` is the paper's own estimate, from
+the encoder's distribution q(z|x) over the data set (see there). The first
+bins a code: the posterior mean
 ``E_q[z | x]`` (:func:`posterior_means`), each latent dimension is discretized
 into ``num_bins`` equal-width bins between its smallest and largest value over
 the data, and ``I`` and ``H`` are plug-in estimates (in nats) from the joint
@@ -28,9 +30,15 @@ bins keeps 4.25 of its 5 bits: 0.85), and a finite sample gives independent
 pairs a small positive ``I`` (about ``(num_bins - 1)(|v_k| - 1) / 2N`` nats).
 """
 
-import torch
+import math
 
+import torch
+from torch import nn
+
+from ..objectives.total_correlation import _univariate_base
 from .active_units import posterior_means_by_site
+from .batches import seeded_batches
+from .surgery import _guide_distributions
 
 
 def discretize(latents, num_bins=20):
@@ -119,9 +127,19 @@ def mutual_information_gap(latents, factors, factor_sizes=None, num_bins=20):
             "latents [N, D] and factors [N, K] must be matrices with the same rows, found "
             f"{tuple(latents.shape)} and {tuple(factors.shape)}"
         )
+    factors, factor_sizes = _checked_factors(factors, factor_sizes)
+    if not torch.isfinite(latents).all():
+        raise ValueError("latents must be finite")
+
+    mi = mutual_information(discretize(latents, num_bins), factors, num_bins, factor_sizes)
+    return _gaps(mi, entropy(factors, factor_sizes))
+
+
+def _checked_factors(factors, factor_sizes):
+    """``factors`` ([N, K] on the CPU) as int64, and the factor sizes (by default ``max + 1``); a ValueError if invalid."""
     if factors.is_floating_point() or factors.dtype == torch.bool:
         raise ValueError(f"factors must hold integer values, found {factors.dtype}")
-    if len(latents) == 0:
+    if len(factors) == 0:
         raise ValueError("no data points")
     factors = factors.to(torch.int64)
     if factor_sizes is None:
@@ -131,11 +149,11 @@ def mutual_information_gap(latents, factors, factor_sizes=None, num_bins=20):
         raise ValueError(f"{len(factor_sizes)} factor sizes for {factors.shape[1]} factors")
     if (factors < 0).any() or (factors >= torch.tensor(factor_sizes)).any():
         raise ValueError(f"factor values must lie in [0, size) for sizes {factor_sizes}")
-    if not torch.isfinite(latents).all():
-        raise ValueError("latents must be finite")
+    return factors, factor_sizes
 
-    mi = mutual_information(discretize(latents, num_bins), factors, num_bins, factor_sizes)
-    h = entropy(factors, factor_sizes)
+
+def _gaps(mi, h):
+    """The MIG's dict (see :func:`mutual_information_gap`) of the information ``mi`` [D, K] and entropies ``h`` [K]."""
     top = torch.topk(mi, min(2, mi.shape[0]), dim=0)
     runner_up = top.values[1] if mi.shape[0] > 1 else torch.zeros_like(h)
     gap = (top.values[0] - runner_up) / h.clamp_min(1e-300)
@@ -168,6 +186,85 @@ def posterior_means(guide, data, site=None, batch_size=500, num_samples=1000, se
             raise KeyError(f"the guide has no latent site {site!r}; it has: {', '.join(means)}")
         return means[site]
     return torch.cat(list(means.values()), -1)
+
+
+@torch.no_grad()
+def encoder_mutual_information_gap(guide, data, factor_sizes=None, num_samples=2000, batch_size=500, chunk_size=50, seed=0):
+    """
+    The MIG with Chen et al.'s (2018) own estimate of ``I(z_j; v_k)``: from the encoder's
+    distribution q(z|x) over the data set, not from binned posterior means. With the mixtures
+    over the data points ``q(z_j) = 1/N Σ_n q(z_j|x_n)`` and
+    ``q(z_j | v_k = v) = 1/N_v Σ_{n: v_k(n) = v} q(z_j|x_n)``::
+
+        I(z_j; v_k) = H(z_j) − H(z_j | v_k) = E_{n, z ~ q(z|x_n)}[log q(z_j | v_k(n)) − log q(z_j)],
+
+    each mixture density exact (all N components, as Chen et al.'s
+    ``estimate_entropies``), the expectation the mean over one draw each of
+    ``num_samples`` data points (a seeded random subset; all of them when
+    ``N <= num_samples``), clamped at 0 as theirs. A latent dimension whose
+    encodings are as wide as their spread over the data (an unused unit)
+    carries I ≈ 0 however its means move, where binning the means stretches
+    any movement over all the bins. Every pointwise term is at most
+    ``log(N / N_v)``, so ``I(z_j; v_k) <= H(v_k)``, the plug-in entropy it is
+    divided by. Chen et al. leave dSprites' shape factor out of their MIG; the
+    per-factor ``gaps`` allow either mean.
+
+    :param guide: a guide called as ``guide(x=..., y=...)`` whose latent sites are all in the data
+        plate and factorized given x alone (an ``Independent`` of a univariate distribution each,
+        e.g. the ``diag`` guide); z is all of its sites, flattened and concatenated. Call
+        ``.eval()`` first if it has dropout or batch norm.
+    :param data: a :class:`~pyro_deepvi.data.Dataset` whose ``y`` holds integer factors ``[N, K]``.
+    :param int num_samples: data points whose draws average the pointwise terms.
+    :param int chunk_size: draws scored at a time against all N components (memory
+        ``chunk_size × N × D`` float64 numbers).
+    :returns: the dict of :func:`mutual_information_gap`, ``mutual_information`` from this estimate.
+    """
+    if data.y is None or data.y.dim() != 2:
+        raise ValueError("encoder_mutual_information_gap needs data whose y holds integer factors [N, K]")
+    factors, factor_sizes = _checked_factors(data.y.detach().cpu(), factor_sizes)
+    if num_samples < 1 or chunk_size < 1:
+        raise ValueError(f"num_samples and chunk_size must be positive, got {num_samples} and {chunk_size}")
+    bases, draws = [], []
+    for batch in seeded_batches(data, batch_size, seed):
+        size = len(batch["x"])
+        parts = [_univariate_base(fn, name) for name, fn in _guide_distributions(guide, batch, size).items()]
+        bases.append([base for base, _ in parts])
+        draws.append(torch.cat([base.sample().reshape(size, -1) for base, _ in parts], -1))
+    draws = torch.cat(draws)
+    num_data = len(draws)
+    rows = torch.randperm(num_data, generator=torch.Generator().manual_seed(seed))[:num_samples]
+    device, dtype = draws.device, torch.float64
+    one_hot = torch.cat([nn.functional.one_hot(factors[:, k], size) for k, size in enumerate(factor_sizes)], -1)
+    one_hot = one_hot.to(device, dtype)  # [N, V]: the value of every factor, side by side
+    offsets = torch.tensor([0] + factor_sizes[:-1]).cumsum(0)
+    log_counts = one_hot.sum(0).log()  # log N_v
+    total = 0.0
+    for start in range(0, len(rows), chunk_size):
+        chunk = rows[start : start + chunk_size]
+        z = draws[chunk].unsqueeze(1)  # [r, 1, D] against components [N, D]
+        lp = torch.cat([_log_prob_by_dim(parts, z) for parts in bases], 1).to(dtype)  # [r, N, D]
+        # Densities relative to the largest component of each draw and dimension (which cancels in the ratio);
+        # the draw's own component is in each of its groups, so no group's sum underflows.
+        e = (lp - lp.max(1, keepdim=True).values).exp()
+        log_q = e.sum(1).log() - math.log(num_data)  # log q(z_j), [r, D]
+        columns = (factors[chunk] + offsets).to(device)  # [r, K]: the draw's own value of each factor
+        sums = torch.matmul(e.transpose(1, 2), one_hot)  # [r, D, V]: the components of each value
+        own = sums.gather(2, columns.unsqueeze(1).expand(-1, sums.shape[1], -1))  # [r, D, K]
+        log_q_given_v = own.log() - log_counts[columns].unsqueeze(1)  # log q(z_j | v_k), [r, D, K]
+        total = total + (log_q_given_v - log_q.unsqueeze(-1)).sum(0)
+    mi = (total / len(rows)).clamp_min(0).cpu()
+    return _gaps(mi, entropy(factors, factor_sizes))
+
+
+def _log_prob_by_dim(bases, z):
+    """log q(z_{r,j} | x_m) of draws ``z`` [r, 1, D] under one batch of components, dimension by dimension: [r, B, D]."""
+    width = [base.batch_shape[1:].numel() for base in bases]
+    values = z.split(width, -1)
+    return torch.cat(
+        [base.log_prob(v.reshape(v.shape[:2] + base.batch_shape[1:])).reshape(len(z), -1, w)
+         for base, v, w in zip(bases, values, width)],
+        -1,
+    )
 
 
 def factor_information_by_site(guide, data, factor_sizes=None, num_bins=20, seed=0):

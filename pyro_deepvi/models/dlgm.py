@@ -53,7 +53,7 @@ import torch
 from pyro.nn import PyroModule, pyro_method
 from torch import nn
 
-from ..nn import MLP
+from ..nn import MLP, activation_class
 from ..registry import MODELS
 from .base import check_batch, data_plate, flat_dim, make_likelihood
 from .vamp import VampPrior
@@ -72,6 +72,8 @@ class DLGM(PyroModule):
     :param str prior: prior of the top layer h_L: ``"normal"`` (N(0, I)) or ``"mog"``
         (a learned mixture of ``prior_components`` diagonal Gaussians) or ``"vamp"`` (the VampPrior).
     :param int prior_components: K of the ``"mog"`` and ``"vamp"`` priors.
+    :param str activation: the nonlinearity of T_0 and the T_l, a key of :data:`~pyro_deepvi.nn.ACTIVATIONS`
+        (``"tanh"`` by default, as the paper's; ``--model-arg activation=relu``).
     """
 
     PRIORS = ("normal", "mog", "vamp")
@@ -89,6 +91,7 @@ class DLGM(PyroModule):
         kappa=None,
         prior="normal",
         prior_components=10,
+        activation="tanh",
     ):
         super().__init__()
         if not latent_dims:
@@ -99,6 +102,7 @@ class DLGM(PyroModule):
             raise ValueError(f"prior must be one of {', '.join(map(repr, self.PRIORS))}, got {prior!r}")
         if isinstance(prior_components, bool) or not isinstance(prior_components, int) or prior_components < 1:
             raise ValueError(f"prior_components must be a positive integer, got {prior_components!r}")
+        act = activation_class(activation, "decoder")
         self.data_shape = torch.Size(data_shape)
         self.num_data = int(num_data)
         self.latent_dims = tuple(int(d) for d in latent_dims)
@@ -110,9 +114,9 @@ class DLGM(PyroModule):
             (f"h{l}", torch.Size([self.latent_dims[l - 1]])) for l in range(num_layers, 0, -1)
         )
         # T_0 decodes h_1 into the observation model's parameters; T_l links h_{l+1} to h_l.
-        self.decoder = MLP(self.latent_dims[0], hidden_dims, flat_dim(self.data_shape))
+        self.decoder = MLP(self.latent_dims[0], hidden_dims, flat_dim(self.data_shape), activation=act)
         self.links = nn.ModuleList(
-            MLP(self.latent_dims[l], hidden_dims, self.latent_dims[l - 1])
+            MLP(self.latent_dims[l], hidden_dims, self.latent_dims[l - 1], activation=act)
             for l in range(1, num_layers)
         )
         self.noise_scale_tril = nn.ParameterList(

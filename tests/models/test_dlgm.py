@@ -222,3 +222,11 @@ def test_rejects_a_bad_prior():
         DLGM((6,), num_data=10, prior="laplace")
     with pytest.raises(ValueError, match="prior_components"):
         DLGM((6,), num_data=10, prior="mog", prior_components=0)
+
+
+def test_decoder_activation_option():
+    relu = DLGM((1024,), 100, (10, 5), (32, 32), activation="relu")
+    assert isinstance(relu.decoder[1], torch.nn.ReLU) and isinstance(relu.links[0][3], torch.nn.ReLU)
+    assert isinstance(DLGM((1024,), 100, (10,), (32, 32)).decoder[1], torch.nn.Tanh)  # the default
+    with pytest.raises(ValueError, match="unknown decoder activation 'sigmoidal'"):
+        DLGM((1024,), 100, activation="sigmoidal")

@@ -66,7 +66,9 @@ RUNS = {
     "elbo_kl-diag": dict(kind="pyro-deepvi", objective="elbo_analytic_kl", guide="diag", particles=1, paper=-86.76),
     "elbo-rank_one": dict(kind="pyro-deepvi", objective="elbo", guide="rank_one", particles=1, paper=None),
     "elbo-vamp": dict(kind="pyro-deepvi", objective="elbo", guide="diag", particles=1, paper=-85.57,
-                      model_args={"prior": "vamp", "prior_components": 100}),
+                      model_args={"prior": "vamp", "prior_components": 100}, guide_args={"activation": "relu"}),
+    "elbo-relu": dict(kind="pyro-deepvi", objective="elbo", guide="diag", particles=1, paper=-88.56,
+                      guide_args={"activation": "relu"}),
     "iwae5-diag": dict(kind="pyro-deepvi", objective="iwae", guide="diag", particles=5, paper=None),
     "iwae50-diag": dict(kind="pyro-deepvi", objective="iwae", guide="diag", particles=50, paper=-84.78),
     "plain-vae": dict(kind="plain", objective="elbo", guide="diag", particles=1, paper=-86.76),
@@ -105,7 +107,7 @@ def run_library(name, spec, args, out):
     config = TrainConfig(
         model="dlgm", data="mnist5k", guide=spec["guide"], objective=spec["objective"], particles=spec["particles"],
         epochs=args.epochs, batch_size=100, lr=1e-3, latent_dims=(50,), hidden_dims=(200, 200),
-        model_args=spec.get("model_args", {}), seed=args.seed,
+        model_args=spec.get("model_args", {}), guide_args=spec.get("guide_args", {}), seed=args.seed,
         device=args.device, out=str(out), eval_every=args.eval_every, test_particles=args.test_particles,
         progress=False,
     )

@@ -67,13 +67,15 @@ class AmortizedGuide(PyroModule):
 
     :param model: a model with ``latent_shapes``, ``data_shape`` and ``num_data``.
     :param hidden_dims: widths of the encoder's hidden layers.
-    :param str activation: the encoder's nonlinearity, a key of :data:`~pyro_deepvi.nn.ACTIVATIONS`.
+    :param str activation: the encoder's nonlinearity, a key of :data:`~pyro_deepvi.nn.ACTIVATIONS`;
+        the model's ``encoder_activation`` (tanh when it has none) when None.
     """
 
-    def __init__(self, model, hidden_dims=(200, 200), activation="tanh"):
+    def __init__(self, model, hidden_dims=(200, 200), activation=None):
         super().__init__()
         self.latent_shapes = latent_shapes_of(model)
         self.num_data = model.num_data
+        activation = getattr(model, "encoder_activation", "tanh") if activation is None else activation
         self.encoder = Encoder(model.data_shape, hidden_dims, activation)
 
     def posterior(self, name, features):

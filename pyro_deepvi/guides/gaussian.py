@@ -38,10 +38,11 @@ class AmortizedGaussianGuide(AmortizedGuide):
     :param hidden_dims: widths of the encoder's hidden layers.
     :param str covariance: ``"diag"``, ``"rank_one"`` or ``"full"``.
     :param dict feature_dims: site -> width of the features its head reads (default: the encoder's, for every site).
-    :param str activation: the encoder's nonlinearity (see :data:`~pyro_deepvi.nn.ACTIVATIONS`).
+    :param str activation: the encoder's nonlinearity (see :data:`~pyro_deepvi.nn.ACTIVATIONS`);
+        the model's ``encoder_activation`` (tanh when it has none) when None.
     """
 
-    def __init__(self, model, hidden_dims=(200, 200), covariance="diag", feature_dims=None, activation="tanh"):
+    def __init__(self, model, hidden_dims=(200, 200), covariance="diag", feature_dims=None, activation=None):
         if covariance not in ("diag", "rank_one", "full"):
             raise ValueError(f"covariance must be 'diag', 'rank_one' or 'full', got {covariance!r}")
         super().__init__(model, hidden_dims, activation)
@@ -76,15 +77,15 @@ class AmortizedGaussianGuide(AmortizedGuide):
 
 
 @GUIDES.register("diag", "amortized Gaussian, diagonal covariance C = diag(d)")
-def diag(model, hidden_dims=(200, 200), activation="tanh"):
+def diag(model, hidden_dims=(200, 200), activation=None):
     return AmortizedGaussianGuide(model, hidden_dims, "diag", activation=activation)
 
 
 @GUIDES.register("rank_one", "amortized Gaussian, rank-one precision C⁻¹ = D + uuᵀ (Rezende et al. 2014)")
-def rank_one(model, hidden_dims=(200, 200), activation="tanh"):
+def rank_one(model, hidden_dims=(200, 200), activation=None):
     return AmortizedGaussianGuide(model, hidden_dims, "rank_one", activation=activation)
 
 
 @GUIDES.register("full", "amortized Gaussian, full covariance C = LLᵀ (Cholesky)")
-def full(model, hidden_dims=(200, 200), activation="tanh"):
+def full(model, hidden_dims=(200, 200), activation=None):
     return AmortizedGaussianGuide(model, hidden_dims, "full", activation=activation)

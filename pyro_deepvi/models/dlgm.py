@@ -34,8 +34,11 @@ posterior q(h_L). The mixture (``pyro.distributions.MixtureSameFamily``) has
 its log-density; prior samples (``sample``, the MMD term's draws) are not
 reparameterized, so the MMD term gives r_ψ no gradient. With ``prior="vamp"``
 it is the VampPrior (Tomczak & Welling 2018), the mixture of the guide's
-posteriors at ``prior_components`` learned pseudo-inputs
-(:mod:`~pyro_deepvi.models.vamp`, which says how it gets the guide's encoder).
+posteriors at ``prior_components`` learned pseudo-inputs, started uniform or,
+with ``prior_init="data"``, at random training points (:mod:`~pyro_deepvi.models.vamp`,
+which says how it gets the guide's encoder, and why that encoder is ReLU: the
+model's ``encoder_activation``, which the amortized guides take when not given
+one; tanh with the other priors).
 
 With linear links and decoder, a Gaussian π and the N(0, I) prior, x is
 Gaussian for every L, and :meth:`DLGM.exact_log_likelihood` gives its exact log p(x).
@@ -72,6 +75,8 @@ class DLGM(PyroModule):
     :param str prior: prior of the top layer h_L: ``"normal"`` (N(0, I)) or ``"mog"``
         (a learned mixture of ``prior_components`` diagonal Gaussians) or ``"vamp"`` (the VampPrior).
     :param int prior_components: K of the ``"mog"`` and ``"vamp"`` priors.
+    :param prior_init: the VampPrior's initial pseudo-inputs, a tensor [K, *data_shape];
+        ``None``: uniform on [0, 1]; ``from_data`` reads ``"data"`` as K random training points.
     :param str activation: the nonlinearity of T_0 and the T_l, a key of :data:`~pyro_deepvi.nn.ACTIVATIONS`
         (``"tanh"`` by default, as the paper's; ``--model-arg activation=relu``).
     """
@@ -91,6 +96,7 @@ class DLGM(PyroModule):
         kappa=None,
         prior="normal",
         prior_components=10,
+        prior_init=None,
         activation="tanh",
     ):
         super().__init__()
@@ -130,7 +136,10 @@ class DLGM(PyroModule):
             self.prior_logits = nn.Parameter(torch.zeros(prior_components))
             self.prior_locs = nn.Parameter(torch.randn(prior_components, top))
             self.prior_log_scales = nn.Parameter(torch.zeros(prior_components, top))
-        self.vamp = VampPrior(self.data_shape, prior_components) if prior == "vamp" else None
+        if prior_init is not None and prior != "vamp":
+            raise ValueError(f"prior_init sets the VampPrior's pseudo-inputs and needs prior='vamp', got prior={prior!r}")
+        self.vamp = VampPrior(self.data_shape, prior_components, prior_init) if prior == "vamp" else None
+        self.encoder_activation = "relu" if prior == "vamp" else "tanh"
         # log σ of the Gaussian likelihood; a Bernoulli one has no extra parameter.
         self.obs_log_scale = nn.Parameter(torch.zeros(())) if self.support == "real" else None
 
@@ -202,4 +211,11 @@ class DLGM(PyroModule):
 
     @classmethod
     def from_data(cls, data, latent_dims=(50,), hidden_dims=(200, 200), **options):
+        if isinstance(options.get("prior_init"), str):
+            if options["prior_init"] != "data":
+                raise ValueError(f"prior_init must be 'data' (random training points) or a tensor, got {options['prior_init']!r}")
+            num_components = options.get("prior_components", 10)
+            if isinstance(num_components, int) and num_components > len(data):
+                raise ValueError(f"prior_init='data' picks {num_components} of the {len(data)} training points: too few")
+            options["prior_init"] = data.x[torch.randperm(len(data))[:num_components]]
         return cls(data.event_shape, len(data), latent_dims, hidden_dims, **options)

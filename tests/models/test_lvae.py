@@ -78,6 +78,28 @@ def test_bounds_are_below_a_brute_force_log_likelihood():
     assert elbo.mean() < log_lik.mean()
 
 
+def test_the_guide_with_its_own_top_down_networks():
+    """share_top_down=False (the paper's code's default): q merges with the guide's own networks, not the model's."""
+    torch.manual_seed(0)
+    model = LVAE((8,), num_data=30, latent_dims=(2, 3), hidden_dims=(6,))
+    guide = GUIDES.get("ladder")(model, hidden_dims=(5,), share_top_down=False)
+    model.eval(), guide.eval()
+    x = torch.bernoulli(torch.full((4, 8), 0.5))
+    trace = pyro.poutine.trace(guide).get_trace(x)
+    z2 = trace.nodes["z2"]["value"]
+    own = guide.top_down["z1"](z2)
+    loc_t, var_t = own[..., :2], torch.nn.functional.softplus(own[..., 2:]) + 1e-5
+    loc, var = precision_weighted_merge(*guide.upward_pass(x)["z1"], loc_t, var_t)
+    assert torch.allclose(trace.nodes["z1"]["fn"].mean, loc) and torch.allclose(trace.nodes["z1"]["fn"].variance, var)
+    # The model's top-down networks get no gradient from the guide's log q.
+    log_q = trace.log_prob_sum()
+    log_q.backward()
+    assert all(p.grad is None for p in model.parameters())
+    assert any(p.grad is not None for p in guide.top_down.parameters())
+    with pytest.raises(ValueError, match="share_top_down must be true or false"):
+        GUIDES.get("ladder")(model, share_top_down="no")
+
+
 def test_refuses_a_model_without_top_down_conditionals():
     from pyro_deepvi.models.dlgm import DLGM
 
@@ -93,6 +115,9 @@ def test_cli_trains_lvae_with_warm_up(tmp_path, capsys):
     report = json.loads((run / "eval.json").read_text())
     assert set(report["active_units"]) == {"z1", "z2", "total"}
     assert set(report["test_rate_by_site"]) == {"z1", "z2"}
+    per_point = torch.load(run / "test_bounds.pt", weights_only=True)  # for paired comparisons of runs
+    assert per_point["num_particles"] == 10
+    assert float(per_point["log_likelihood"].mean()) == pytest.approx(report["test_log_likelihood"], rel=1e-5)
     assert sum(report["test_rate_by_site"].values()) == pytest.approx(report["test_rate"], rel=0.2)
     assert json.loads((run / "config.json").read_text())["guide"] == "ladder"
     assert "ELBO surgery" in capsys.readouterr().out

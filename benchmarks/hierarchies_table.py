@@ -13,6 +13,8 @@ or guide is one more entry. The rows here:
 ``lvae``           ``pyro-deepvi train lvae``'s defaults: 3 layers, ladder guide, ELBO
 ``lvae-chain``     the same 3-layer model with the bottom-up guide
 ``lvae-own``       the same 3-layer model, the ladder guide with its own top-down networks
+``lvae5``, ``lvae5-chain``, ``lvae5-own``
+                   the paper's depth, 5 layers 64-32-16-8-4 (hidden 256-256), with the three guides
 ``hvm``            the 2-layer model, hierarchical variational guide (``hvm``: flow prior over each layer's
                    mean-field parameters, auxiliary r), ELBO
 ``vlae``           the variational ladder autoencoder (Zhao et al. 2017) with codes of the same widths,
@@ -58,6 +60,9 @@ from pyro_deepvi.models.lvae import LVAE  # noqa: E402
 #: What every row shares (the generative model: latent 32-16, MLPs of one hidden layer of 256).
 BASE = dict(model="lvae", data="mnist5k", latent_dims=(32, 16), hidden_dims=(256,), batch_size=100, lr=1e-3)
 
+#: The paper's depth and latent widths (its MLPs are 512-256-128-64-32, two hidden layers each; ours share one width).
+DEPTH5 = dict(latent_dims=(64, 32, 16, 8, 4), hidden_dims=(256, 256))
+
 ROWS = [
     dict(name="diag", label="2 layers, factorized guide, ELBO", config=dict(guide="diag"),
          paper=None, source=""),
@@ -81,6 +86,16 @@ ROWS = [
          config=dict(guide="ladder", guide_args={"share_top_down": False}, latent_dims=LVAE.train_defaults["latent_dims"],
                      hidden_dims=LVAE.train_defaults["hidden_dims"]),
          paper=None, source=""),
+    dict(name="lvae5", label="5 layers 64-32-16-8-4, ladder guide, ELBO",
+         config=dict(guide="ladder", latent_dims=DEPTH5["latent_dims"], hidden_dims=DEPTH5["hidden_dims"]),
+         paper=None, source=""),
+    dict(name="lvae5-chain", label="5 layers 64-32-16-8-4, bottom-up guide, ELBO",
+         config=dict(guide="chain", latent_dims=DEPTH5["latent_dims"], hidden_dims=DEPTH5["hidden_dims"]),
+         paper=None, source=""),
+    dict(name="lvae5-own", label="5 layers 64-32-16-8-4, ladder guide with its own top-down nets, ELBO",
+         config=dict(guide="ladder", guide_args={"share_top_down": False}, latent_dims=DEPTH5["latent_dims"],
+                     hidden_dims=DEPTH5["hidden_dims"]),
+         paper=None, source=""),
     dict(name="hvm", label="2 layers, hierarchical variational guide (HVM), ELBO", config=dict(guide="hvm"),
          paper=None, source=""),
     dict(name="vlae", label="VLAE, 2 levels of the same widths, its guide, ELBO", config=dict(model="vlae", guide="vlae"),
@@ -89,7 +104,7 @@ ROWS = [
 
 
 #: The bottom-up guide's row of each depth, the reference of the paired differences in log p(x).
-BASELINES = {2: "chain", 3: "lvae-chain"}
+BASELINES = {2: "chain", 3: "lvae-chain", 5: "lvae5-chain"}
 
 
 def paired_cell(out, name, depth):

@@ -8,9 +8,13 @@ or guide is one more entry. The rows here:
 ``diag``           the 2-layer ladder-VAE generative model, factorized guide q(z1|x) q(z2|x), ELBO
 ``chain``          the same model, bottom-up guide q(z1|x) q(z2|z1) (the hierarchical VAE), ELBO
 ``ladder``         the same model, ladder guide (precision-weighted merge), ELBO
+``ladder-own``     the same, the ladder guide with top-down networks of its own (the paper's code's default)
 ``iwae2-chain``    the same model and bottom-up guide, IWAE k = 5 (Burda et al.'s two-layer IWAE)
 ``lvae``           ``pyro-deepvi train lvae``'s defaults: 3 layers, ladder guide, ELBO
 ``lvae-chain``     the same 3-layer model with the bottom-up guide
+``lvae-own``       the same 3-layer model, the ladder guide with its own top-down networks
+``lvae5``, ``lvae5-chain``, ``lvae5-own``
+                   the paper's depth, 5 layers 64-32-16-8-4 (hidden 256-256), with the three guides
 ``hvm``            the 2-layer model, hierarchical variational guide (``hvm``: flow prior over each layer's
                    mean-field parameters, auxiliary r), ELBO
 ``vlae``           the variational ladder autoencoder (Zhao et al. 2017) with codes of the same widths,
@@ -26,7 +30,8 @@ the bound; our run with it diverged, the rate growing to 10⁹ nats),
 batch 100, Adam 1e-3, seed ``--seed`` (0), on the 3,500 dynamically binarized training
 digits; evaluated on the 1,000 test digits (fixed binarization): test ELBO,
 log p(x) by IWAE with k = ``--test-particles`` (± the standard error over test
-digits), the KL of each layer (``eval.json``'s ``test_rate_by_site``:
+digits), its paired difference from the bottom-up guide's model of the same depth
+(mean over the same test digits of the per-digit difference, ± its standard error), the KL of each layer (``eval.json``'s ``test_rate_by_site``:
 E_q[log q(z_i | ·) − log p(z_i | z_{i+1})]) and its active units (Cov_x E_q[z_i | x] > 0.01),
 and seconds per training epoch (loop only; comparable between rows only while
 the machine's load stayed the same). The paper column holds the papers'
@@ -45,12 +50,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import torch  # noqa: E402
 from _common import fmt, parser, start, train_once, train_seconds, write_table  # noqa: E402
 from pyro_deepvi import TrainConfig  # noqa: E402
+from pyro_deepvi.evaluation import paired_difference  # noqa: E402
+from pyro_deepvi.run_dir import TEST_BOUNDS  # noqa: E402
 from pyro_deepvi.models.lvae import LVAE  # noqa: E402
 
 #: What every row shares (the generative model: latent 32-16, MLPs of one hidden layer of 256).
 BASE = dict(model="lvae", data="mnist5k", latent_dims=(32, 16), hidden_dims=(256,), batch_size=100, lr=1e-3)
+
+#: The paper's depth and latent widths (its MLPs are 512-256-128-64-32, two hidden layers each; ours share one width).
+DEPTH5 = dict(latent_dims=(64, 32, 16, 8, 4), hidden_dims=(256, 256))
 
 ROWS = [
     dict(name="diag", label="2 layers, factorized guide, ELBO", config=dict(guide="diag"),
@@ -59,6 +70,8 @@ ROWS = [
          paper=-85.33, source="Burda et al. 2016, VAE, 2 layers"),
     dict(name="ladder", label="2 layers, ladder guide, ELBO", config=dict(guide="ladder"),
          paper=None, source=""),
+    dict(name="ladder-own", label="2 layers, ladder guide with its own top-down nets, ELBO",
+         config=dict(guide="ladder", guide_args={"share_top_down": False}), paper=None, source=""),
     dict(name="iwae2-chain", label="2 layers, bottom-up guide, IWAE k = 5",
          config=dict(guide="chain", objective="iwae", particles=5), warmup=False, paper=-82.90, source="Burda et al. 2016, IWAE, 2 layers, k = 50"),
     dict(name="lvae", label="LVAE defaults (3 layers), ladder guide, ELBO",
@@ -69,11 +82,42 @@ ROWS = [
          config=dict(guide="chain", latent_dims=LVAE.train_defaults["latent_dims"],
                      hidden_dims=LVAE.train_defaults["hidden_dims"]),
          paper=None, source=""),
+    dict(name="lvae-own", label="LVAE defaults (3 layers), ladder guide with its own top-down nets, ELBO",
+         config=dict(guide="ladder", guide_args={"share_top_down": False}, latent_dims=LVAE.train_defaults["latent_dims"],
+                     hidden_dims=LVAE.train_defaults["hidden_dims"]),
+         paper=None, source=""),
+    dict(name="lvae5", label="5 layers 64-32-16-8-4, ladder guide, ELBO",
+         config=dict(guide="ladder", latent_dims=DEPTH5["latent_dims"], hidden_dims=DEPTH5["hidden_dims"]),
+         paper=None, source=""),
+    dict(name="lvae5-chain", label="5 layers 64-32-16-8-4, bottom-up guide, ELBO",
+         config=dict(guide="chain", latent_dims=DEPTH5["latent_dims"], hidden_dims=DEPTH5["hidden_dims"]),
+         paper=None, source=""),
+    dict(name="lvae5-own", label="5 layers 64-32-16-8-4, ladder guide with its own top-down nets, ELBO",
+         config=dict(guide="ladder", guide_args={"share_top_down": False}, latent_dims=DEPTH5["latent_dims"],
+                     hidden_dims=DEPTH5["hidden_dims"]),
+         paper=None, source=""),
     dict(name="hvm", label="2 layers, hierarchical variational guide (HVM), ELBO", config=dict(guide="hvm"),
          paper=None, source=""),
     dict(name="vlae", label="VLAE, 2 levels of the same widths, its guide, ELBO", config=dict(model="vlae", guide="vlae"),
          paper=None, source=""),
 ]
+
+
+#: The bottom-up guide's row of each depth, the reference of the paired differences in log p(x).
+BASELINES = {2: "chain", 3: "lvae-chain", 5: "lvae5-chain"}
+
+
+def paired_cell(out, name, depth):
+    """Δ log p(x) of run ``name`` against the bottom-up row of its depth, if both were evaluated on the same digits."""
+    baseline = BASELINES.get(depth)
+    paths = [out / n / TEST_BOUNDS for n in (name, baseline)] if baseline not in (None, name) else []
+    if not paths or not all(p.exists() for p in paths):
+        return "—", None
+    a, b = (torch.load(p, weights_only=True) for p in paths)
+    if a["num_particles"] != b["num_particles"] or a["log_likelihood"].shape != b["log_likelihood"].shape:
+        return "—", None
+    mean, stderr = paired_difference(a["log_likelihood"], b["log_likelihood"])
+    return f"{mean:+.2f} ± {stderr:.2f}", (mean, stderr)
 
 
 def per_site(values, sites):
@@ -94,8 +138,9 @@ def main(argv=None):
         f"{'no batch norm' if args.no_batch_norm else 'batch norm'}, seed {args.seed}; "
         f"log p(x) by IWAE k = {args.test_particles}. Per layer: bottom (z1) to top.",
         "",
-        "| run | test ELBO | test log p(x) | KL per layer (nats) | active units per layer | s / epoch | paper (full MNIST) |",
-        "|---|---:|---:|---|---|---:|---:|",
+        "| run | test ELBO | test log p(x) | Δ log p(x) vs bottom-up, paired | KL per layer (nats) | active units per layer "
+        "| s / epoch | paper (full MNIST) |",
+        "|---|---:|---:|---:|---|---|---:|---:|",
     ]
     record = {}
     for row in rows:
@@ -108,12 +153,16 @@ def main(argv=None):
         result = train_once(config, args.overwrite)
         sites = [f"z{i}" for i in range(1, len(config.latent_dims) + 1)]
         seconds = train_seconds(args.out / row["name"]) / args.epochs
-        record[row["name"]] = {**result, "seconds_per_epoch": seconds, "row": row}
+        record[row["name"]] = {**result, "seconds_per_epoch": seconds, "sites": sites, "row": row}
+    for row in rows:  # after all, so that a row's bottom-up reference is there whatever the order
+        result = record[row["name"]]
+        sites = result["sites"]
+        paired, record[row["name"]]["paired_log_likelihood_difference"] = paired_cell(args.out, row["name"], len(sites))
         paper = f"{fmt(row['paper'])} ({row['source']})" if row["paper"] is not None else "—"
         lines.append(
             f"| {row['label']} | {fmt(result['test_elbo'])} | {fmt(result['test_log_likelihood'])} ± "
-            f"{fmt(result['test_log_likelihood_stderr'])} | {per_site(result['test_rate_by_site'], sites)} "
-            f"| {per_site(result['active_units'], sites)} | {seconds:.1f} | {paper} |"
+            f"{fmt(result['test_log_likelihood_stderr'])} | {paired} | {per_site(result['test_rate_by_site'], sites)} "
+            f"| {per_site(result['active_units'], sites)} | {result['seconds_per_epoch']:.1f} | {paper} |"
         )
     write_table(args, "\n".join(lines), {"warmup": warmup, "runs": record})
 

@@ -8,6 +8,8 @@ from pathlib import Path
 import torch
 
 CONFIG, METRICS, CHECKPOINT, EVAL = "config.json", "metrics.jsonl", "checkpoint.pt", "eval.json"
+#: Per test point ELBO and IWAE-k log p(x) of the last evaluation, for paired comparisons of runs.
+TEST_BOUNDS = "test_bounds.pt"
 
 
 def _replace(path, write):

@@ -3,7 +3,7 @@
 from . import log_likelihood
 from .active_units import active_units
 from .disentanglement import encoder_mutual_information_gap, mutual_information_gap, posterior_means
-from .log_likelihood import bounds
+from .log_likelihood import bounds, paired_difference
 from .perplexity import document_completion, lda_perplexity, perplexity
 from .rate_distortion import plot_rate_distortion, rate_and_distortion, rate_by_site, rate_distortion_points
 from .report import evaluate_run
@@ -19,6 +19,7 @@ __all__ = [
     "lda_perplexity",
     "log_likelihood",
     "mutual_information_gap",
+    "paired_difference",
     "perplexity",
     "plot_rate_distortion",
     "posterior_means",

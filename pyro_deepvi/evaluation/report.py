@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from ..run_dir import EVAL, keep_earlier_eval, read_metrics, write_json_atomic
+from ..run_dir import EVAL, TEST_BOUNDS, keep_earlier_eval, read_metrics, save_atomic, write_json_atomic
 from .active_units import active_units, posterior_means_by_site
 from .disentanglement import mutual_information_gap
 from .linear_probe import linear_probe_accuracy
@@ -89,6 +89,7 @@ def evaluate_run(run_dir, components, config, num_particles=None, seed=0, progre
         result.update(components.model.evaluate(guide, test, seed=seed))
     keep_earlier_eval(run_dir, num_particles)
     write_json_atomic(result, run_dir / EVAL)
+    save_atomic({"elbo": elbo.cpu(), "log_likelihood": log_lik.cpu(), "num_particles": num_particles}, run_dir / TEST_BOUNDS)
     _save_pictures(model, guide, test, run_dir, seed)
     save_curves(read_metrics(run_dir), run_dir / "curves.png")
     return result

@@ -24,6 +24,14 @@ and the guide's terms of the bound, and are saved once. A user's model gets a
 ladder guide by having ``latent_shapes`` (top-down sampling order, vector
 sites) and such a ``conditional`` for every site but the top one. The upward
 MLPs are batch-normalized when the model's ``batch_norm`` is set.
+
+**Or its own top-down networks** (``share_top_down=False``, ``--guide-arg
+share_top_down=false``): the guide then merges μ̂, σ̂² with a top-down
+N(μ_{t,i}, σ²_{t,i}) of its own MLPs of z_{i+1} (the guide's hidden widths,
+leaky rectifiers, the model's batch norm), so the generative model is trained
+by the bound's log p terms alone. This is the default of the paper's code
+(``-ladder_share_params False``, github.com/casperkaae/LVAE) and the
+setting of its published commands.
 """
 
 import pyro
@@ -59,24 +67,35 @@ class LadderGuide(PyroModule):
 
     :param model: a model with vector ``latent_shapes`` (top-down order), ``data_shape``, ``num_data`` and
         ``conditional(name, upper)`` (p(z_name | z_upper), a diagonal Gaussian).
-    :param hidden_dims: hidden widths of each upward MLP.
+    :param hidden_dims: hidden widths of each upward MLP (and of each own top-down MLP).
+    :param bool share_top_down: merge with the model's p(z_i | z_{i+1}) (``True``) or with the guide's own
+        top-down networks of the same form (``False``, the paper's code's default).
     """
 
     #: q(z_i | ·) depends on the draw of z_{i+1}.
     dependent_sites = True
 
-    def __init__(self, model, hidden_dims=(200, 200)):
+    def __init__(self, model, hidden_dims=(200, 200), share_top_down=True):
         super().__init__()
+        if not isinstance(share_top_down, bool):
+            raise ValueError(f"share_top_down must be true or false, got {share_top_down!r}")
         shapes = latent_shapes_of(model)
-        if not callable(getattr(model, "conditional", None)):
+        if share_top_down and not callable(getattr(model, "conditional", None)):
             raise ValueError(
                 f"the ladder guide merges with the model's top-down p(z_i | z_(i+1)), but {type(model).__name__} "
-                "has no method conditional(name, upper); see pyro_deepvi.guides.ladder"
+                "has no method conditional(name, upper); see pyro_deepvi.guides.ladder (or share_top_down=False)"
             )
         self.num_data = model.num_data
         self.sites = list(shapes)
-        self.conditional = model.conditional
         batch_norm = getattr(model, "batch_norm", False)
+        self.share_top_down = share_top_down
+        if self.share_top_down:
+            self.conditional = model.conditional
+        else:
+            self.top_down = nn.ModuleDict(
+                (lower, MLP(shapes[upper][0], tuple(hidden_dims), 2 * shapes[lower][0], nn.LeakyReLU, batch_norm))
+                for upper, lower in zip(self.sites[:-1], self.sites[1:])
+            )
         widths = [flat_dim(model.data_shape)]
         for name in reversed(self.sites):
             widths.append(hidden_dims[-1] if hidden_dims else widths[-1])
@@ -95,6 +114,13 @@ class LadderGuide(PyroModule):
             estimates[name] = loc_and_variance(head(d))
         return estimates
 
+    def top_down_estimate(self, name, upper):
+        """(μ, σ²) the upward estimate of ``name`` is merged with: the model's p(z_name | upper), or the guide's own."""
+        if self.share_top_down:
+            prior = self.conditional(name, upper)
+            return prior.mean, prior.variance
+        return loc_and_variance(self.top_down[name](upper))
+
     def forward(self, x, y=None, index=None):
         estimates = self.upward_pass(x)
         with data_plate(self.num_data, x, index):
@@ -102,11 +128,10 @@ class LadderGuide(PyroModule):
             for name in self.sites:
                 loc, var = estimates[name]
                 if z is not None:
-                    prior = self.conditional(name, z)
-                    loc, var = precision_weighted_merge(loc, var, prior.mean, prior.variance)
+                    loc, var = precision_weighted_merge(loc, var, *self.top_down_estimate(name, z))
                 z = pyro.sample(name, dist.Normal(loc, var.sqrt()).to_event(1))
 
 
 @GUIDES.register("ladder", "ladder VAE's guide: upward pass, precision-weighted merge with the model's top-down p(z_i | z_(i+1))")
-def ladder(model, hidden_dims=(200, 200)):
-    return LadderGuide(model, hidden_dims)
+def ladder(model, hidden_dims=(200, 200), share_top_down=True):
+    return LadderGuide(model, hidden_dims, share_top_down)

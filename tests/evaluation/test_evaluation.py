@@ -1,5 +1,5 @@
 """Evaluation: streamed IWAE-k equals one big log-sum-exp and Pyro's stock likelihood's estimate; active units count
-what moves with x."""
+what moves with x; paired differences."""
 
 import dataclasses
 
@@ -12,7 +12,7 @@ from pyro.nn import PyroModule
 from pyro_deepvi import GUIDES
 from pyro_deepvi.data import Dataset
 from pyro_deepvi.engine import TrainConfig, Trainer
-from pyro_deepvi.evaluation import active_units, bounds
+from pyro_deepvi.evaluation import active_units, bounds, paired_difference
 from pyro_deepvi.models import data_plate
 from pyro_deepvi.models.dlgm import DLGM
 
@@ -96,3 +96,14 @@ def test_active_units_without_a_closed_form_mean_are_not_overcounted():
     data = Dataset("toy", "test", torch.bernoulli(torch.full((300, 4), 0.5)), support="binary")
     assert active_units(InactiveFlow(), data)["total"] == 0
     assert active_units(InactiveFlow(), data, num_samples=50)["total"] > 0
+
+
+def test_paired_difference_by_hand():
+    # d = a − b = (1, 2, 3, 6): mean 3, sample std √(14 / 3), SE √(14 / 3) / 2.
+    a, b = torch.tensor([-80.0, -90.0, -100.0, -110.0]), torch.tensor([-81.0, -92.0, -103.0, -116.0])
+    mean, stderr = paired_difference(a, b)
+    assert mean == pytest.approx(3.0) and stderr == pytest.approx((14 / 3) ** 0.5 / 2)
+    # Points whose difficulty both share: the paired SE is far below either model's own.
+    assert stderr < float(a.std() / 2) / 5
+    with pytest.raises(ValueError, match="same N"):
+        paired_difference(a, b[:3])

@@ -7,12 +7,12 @@ or guide is one more entry. The rows here:
 =================  ===========================================================================
 ``diag``           the 2-layer ladder-VAE generative model, factorized guide q(z1|x) q(z2|x), ELBO
 ``chain``          the same model, bottom-up guide q(z1|x) q(z2|z1) (the hierarchical VAE), ELBO
-``ladder``         the same model, ladder guide (precision-weighted merge), ELBO
-``ladder-own``     the same, the ladder guide with top-down networks of its own (the paper's code's default)
+``ladder``         the same model, ladder guide merging with the model's top-down nets (``share_top_down=True``), ELBO
+``ladder-own``     the same, the ladder guide with top-down networks of its own (its default, as the paper's code)
 ``iwae2-chain``    the same model and bottom-up guide, IWAE k = 5 (Burda et al.'s two-layer IWAE)
-``lvae``           ``pyro-deepvi train lvae``'s defaults: 3 layers, ladder guide, ELBO
+``lvae``           ``pyro-deepvi train lvae``'s model (3 layers), ladder guide sharing its top-down nets, ELBO
 ``lvae-chain``     the same 3-layer model with the bottom-up guide
-``lvae-own``       the same 3-layer model, the ladder guide with its own top-down networks
+``lvae-own``       ``pyro-deepvi train lvae``'s defaults: the same model, the ladder guide with its own top-down networks
 ``lvae5``, ``lvae5-chain``, ``lvae5-own``
                    the paper's depth, 5 layers 64-32-16-8-4 (hidden 256-256), with the three guides
 ``hvm``            the 2-layer model, hierarchical variational guide (``hvm``: flow prior over each layer's
@@ -68,14 +68,15 @@ ROWS = [
          paper=None, source=""),
     dict(name="chain", label="2 layers, bottom-up guide (VAE), ELBO", config=dict(guide="chain"),
          paper=-85.33, source="Burda et al. 2016, VAE, 2 layers"),
-    dict(name="ladder", label="2 layers, ladder guide, ELBO", config=dict(guide="ladder"),
+    dict(name="ladder", label="2 layers, ladder guide sharing the model's top-down nets, ELBO",
+         config=dict(guide="ladder", guide_args={"share_top_down": True}),
          paper=None, source=""),
     dict(name="ladder-own", label="2 layers, ladder guide with its own top-down nets, ELBO",
          config=dict(guide="ladder", guide_args={"share_top_down": False}), paper=None, source=""),
     dict(name="iwae2-chain", label="2 layers, bottom-up guide, IWAE k = 5",
          config=dict(guide="chain", objective="iwae", particles=5), warmup=False, paper=-82.90, source="Burda et al. 2016, IWAE, 2 layers, k = 50"),
-    dict(name="lvae", label="LVAE defaults (3 layers), ladder guide, ELBO",
-         config=dict(guide="ladder", latent_dims=LVAE.train_defaults["latent_dims"],
+    dict(name="lvae", label="LVAE defaults (3 layers), ladder guide sharing the model's top-down nets, ELBO",
+         config=dict(guide="ladder", guide_args={"share_top_down": True}, latent_dims=LVAE.train_defaults["latent_dims"],
                      hidden_dims=LVAE.train_defaults["hidden_dims"]),
          paper=-81.74, source="Sønderby et al. 2016, LVAE 5 layers (VAE −82.x), IW k = 10 training"),
     dict(name="lvae-chain", label="LVAE defaults (3 layers), bottom-up guide, ELBO",
@@ -86,8 +87,8 @@ ROWS = [
          config=dict(guide="ladder", guide_args={"share_top_down": False}, latent_dims=LVAE.train_defaults["latent_dims"],
                      hidden_dims=LVAE.train_defaults["hidden_dims"]),
          paper=None, source=""),
-    dict(name="lvae5", label="5 layers 64-32-16-8-4, ladder guide, ELBO",
-         config=dict(guide="ladder", latent_dims=DEPTH5["latent_dims"], hidden_dims=DEPTH5["hidden_dims"]),
+    dict(name="lvae5", label="5 layers 64-32-16-8-4, ladder guide sharing the model's top-down nets, ELBO",
+         config=dict(guide="ladder", guide_args={"share_top_down": True}, latent_dims=DEPTH5["latent_dims"], hidden_dims=DEPTH5["hidden_dims"]),
          paper=None, source=""),
     dict(name="lvae5-chain", label="5 layers 64-32-16-8-4, bottom-up guide, ELBO",
          config=dict(guide="chain", latent_dims=DEPTH5["latent_dims"], hidden_dims=DEPTH5["hidden_dims"]),

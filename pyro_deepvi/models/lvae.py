@@ -15,12 +15,12 @@ from and the ``ladder`` guide (:mod:`~pyro_deepvi.guides.ladder`) merges with
 its own bottom-up estimates. The paper trains with a KL warm-up, β from 0 to 1
 over the first N_t epochs: ``--term rate=linear:-1:0:N_t``.
 
-Trained through a guide that shares these networks, the model may shrink
-p(z_i | z_{i+1}) to a near point mass on some units (the merge then copies it,
-and those units cost no KL): more KL in the top layer, a better ELBO, a lower
-log p(x). The guide's own top-down networks (``--guide-arg
-share_top_down=false``, the paper's code's default) avoid it; see
-``benchmarks/README.md``, "Why the ladder's log p(x) gain does not show".
+Trained through a guide that shares these networks (``--guide-arg
+share_top_down=true``), the model may shrink p(z_i | z_{i+1}) to a near point
+mass on some units (the merge then copies it, and those units cost no KL): more
+KL in the top layer, a better ELBO, a lower log p(x). The ladder guide's default,
+top-down networks of its own (the paper's code's default), avoids it; see
+``benchmarks/README.md``, "Why the ladder's log p(x) gain did not show".
 
 Sites: ``z{L}``, ..., ``z1`` (latent, in this order), ``x`` (observed).
 """

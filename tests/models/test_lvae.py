@@ -40,7 +40,7 @@ def test_merge_is_the_normalized_product_of_the_two_gaussians():
 def tiny(batch_norm=True):
     torch.manual_seed(0)
     model = LVAE((8,), num_data=30, latent_dims=(2, 2), hidden_dims=(6,), batch_norm=batch_norm)
-    guide = GUIDES.get("ladder")(model, hidden_dims=(6,))
+    guide = GUIDES.get("ladder")(model, hidden_dims=(6,), share_top_down=True)
     return model, guide
 
 
@@ -104,7 +104,8 @@ def test_refuses_a_model_without_top_down_conditionals():
     from pyro_deepvi.models.dlgm import DLGM
 
     with pytest.raises(ValueError, match="conditional"):
-        GUIDES.get("ladder")(DLGM((6,), num_data=10, latent_dims=(3, 2)))
+        GUIDES.get("ladder")(DLGM((6,), num_data=10, latent_dims=(3, 2)), share_top_down=True)
+    GUIDES.get("ladder")(DLGM((6,), num_data=10, latent_dims=(3, 2)))  # its own top-down networks need none
 
 
 def test_cli_trains_lvae_with_warm_up(tmp_path, capsys):
@@ -143,7 +144,7 @@ def test_the_shared_ladder_moves_information_up_by_a_near_deterministic_z1_on_mn
     """
     common = dict(model="lvae", data="mnist5k", latent_dims=(32, 16), hidden_dims=(256,), epochs=20,
                   terms={"rate": "linear:-1:0:4"}, eval_every=0, test_particles=200, progress=False)
-    guides = {"chain": ("chain", {}), "ladder": ("ladder", {}), "own": ("ladder", {"share_top_down": False})}
+    guides = {"chain": ("chain", {}), "ladder": ("ladder", {"share_top_down": True}), "own": ("ladder", {})}
     result = {name: pyro_deepvi.train(TrainConfig(guide=guide, guide_args=args, out=str(tmp_path / name), **common))
               for name, (guide, args) in guides.items()}
     chain, ladder, own = result["chain"], result["ladder"], result["own"]

@@ -29,6 +29,7 @@ import atexit
 import contextlib
 import copy
 import dataclasses
+import datetime
 import io
 import json
 import math
@@ -317,6 +318,15 @@ class _Distributed:
         if self.enabled:
             torch_dist.barrier()
 
+    def wait_for_main(self):
+        """Hold every rank until rank 0 is done (its evaluation may take hours, past a barrier's default
+        timeout): a rank that leaves while a peer still holds the gloo group open can abort at exit
+        (SIGABRT, "terminate called without an active exception"), which failed torchrun runs in CI."""
+        if self.enabled and torch_dist.get_backend() == "gloo":
+            torch_dist.monitored_barrier(timeout=datetime.timedelta(days=1))
+        elif self.enabled:
+            torch_dist.barrier()
+
     def gather(self, obj):
         """Every rank's ``obj``, as a list on rank 0 (``None`` on the others)."""
         if not self.enabled:
@@ -546,7 +556,9 @@ def train(config, overwrite=False, callbacks=()):
     is_main = int(os.environ.get("RANK", "0")) == 0
     with run_lock(config.out) if is_main else contextlib.nullcontext():
         trainer = Trainer(config, overwrite=overwrite, callbacks=callbacks).fit()
-        return trainer.evaluate() if trainer.distributed.is_main else None
+        record = trainer.evaluate() if trainer.distributed.is_main else None
+        trainer.distributed.wait_for_main()
+        return record
 
 
 def _format_record(record):

@@ -156,3 +156,19 @@ def test_the_shared_ladder_moves_information_up_by_a_near_deterministic_z1_on_mn
     log_lik = {name: torch.load(tmp_path / name / "test_bounds.pt", weights_only=True)["log_likelihood"] for name in guides}
     difference, stderr = paired_difference(log_lik["own"], log_lik["ladder"])
     assert difference > 2 * stderr, (difference, stderr)
+
+
+@pytest.mark.slow
+def test_at_its_defaults_the_ladder_beats_the_bottom_up_guide_in_log_likelihood(tmp_path):
+    """The ladder VAE's effect (Sønderby et al. 2016; issue 8): ``pyro-deepvi train lvae``'s defaults (3 layers,
+    100 epochs, warm-up over 20) with the ladder guide against the bottom-up ``chain`` guide, same model and seed:
+    the ladder's model has the higher test log p(x), paired over the same test digits (measured +0.61 ± 0.12 and
+    +0.71 ± 0.13 nats, seeds 0 and 1, k = 1000). About 15 minutes on one CPU core.
+    """
+    common = dict(model="lvae", eval_every=0, test_particles=500, progress=False)
+    log_lik = {}
+    for guide in ("chain", "ladder"):
+        pyro_deepvi.train(TrainConfig(guide=guide, out=str(tmp_path / guide), **common))
+        log_lik[guide] = torch.load(tmp_path / guide / "test_bounds.pt", weights_only=True)["log_likelihood"]
+    difference, stderr = paired_difference(log_lik["ladder"], log_lik["chain"])
+    assert difference > 2 * stderr, (difference, stderr)

@@ -597,4 +597,9 @@ def load_components(components, checkpoint, path):
     try:
         components.load_state_dict(checkpoint["components"])
     except RuntimeError as e:
-        raise ValueError(f"{path} does not hold this run's model ({str(e).splitlines()[0]}); it is from another run") from None
+        # The missing and unexpected parameter names, shortened: they say which module differs.
+        details = "; ".join(line.strip()[:160] for line in str(e).splitlines()[1:3])
+        raise ValueError(
+            f"{path} does not hold this run's model ({details}); it is from another run, or from a version of "
+            "the model or guide with other defaults (see its model_args and guide_args in config.json)"
+        ) from None

@@ -26,18 +26,20 @@ from .plugins import import_plugins
 from .run_dir import EVAL, write_json_atomic
 
 
-def _dims(text):
-    try:
-        return tuple(int(d) for d in text.split(",") if d.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 200,200, got {text!r}") from None
+def _comma_separated(kind, what, example):
+    """An argparse type: ``text`` as a tuple of ``kind`` (empty parts skipped), or an error naming ``what`` it wants."""
+
+    def parse(text):
+        try:
+            return tuple(kind(d) for d in text.split(",") if d.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected comma-separated {what} such as {example}, got {text!r}") from None
+
+    return parse
 
 
-def _floats(text):
-    try:
-        return tuple(float(d) for d in text.split(",") if d.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers such as 0.9,0.999, got {text!r}") from None
+_dims = _comma_separated(int, "integers", "200,200")
+_floats = _comma_separated(float, "numbers", "0.9,0.999")
 
 
 def _names(text):

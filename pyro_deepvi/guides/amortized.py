@@ -39,6 +39,12 @@ def latent_shapes_of(model, support="real"):
     return shapes
 
 
+def encoder_activation(model, activation=None):
+    """The nonlinearity of a guide's encoder for ``model``: ``activation`` when given, else the model's
+    ``encoder_activation`` (ReLU for the VampPrior's DLGM, VCCA's own; tanh when the model has none)."""
+    return getattr(model, "encoder_activation", "tanh") if activation is None else activation
+
+
 class Encoder(nn.Module):
     """x -> features, the shared trunk of an amortized guide.
 
@@ -75,8 +81,7 @@ class AmortizedGuide(PyroModule):
         super().__init__()
         self.latent_shapes = latent_shapes_of(model)
         self.num_data = model.num_data
-        activation = getattr(model, "encoder_activation", "tanh") if activation is None else activation
-        self.encoder = Encoder(model.data_shape, hidden_dims, activation)
+        self.encoder = Encoder(model.data_shape, hidden_dims, encoder_activation(model, activation))
 
     def posterior(self, name, features):
         """The distribution q(h_name | x) given the encoder's features."""

@@ -7,7 +7,7 @@ batch keyword, ``x`` or a further view of ``Dataset.views``). VCCA's guides
 (Wang et al. 2016) are of this form: q(z|x) and, for VCCA-private, q(h_x|x)
 q(h_y|y). The paper's dropout on the encoders is ``model.dropout`` (0 when
 absent), applied to each encoder's input and features; their nonlinearity
-is ``model.activation`` (tanh when absent) unless ``activation`` is given.
+is ``model.encoder_activation`` (tanh when absent) unless ``activation`` is given.
 """
 
 import pyro
@@ -18,7 +18,7 @@ from torch.nn.functional import softplus
 
 from ..models.base import data_plate
 from ..registry import GUIDES
-from .amortized import Encoder, latent_shapes_of
+from .amortized import Encoder, encoder_activation, latent_shapes_of
 
 
 class MultiViewGuide(PyroModule):
@@ -28,7 +28,7 @@ class MultiViewGuide(PyroModule):
         ``view_shapes`` (view keyword -> event shape), ``num_data`` and optionally ``dropout``.
     :param hidden_dims: widths of each encoder's hidden layers.
     :param str activation: the encoders' nonlinearity, a key of :data:`~pyro_deepvi.nn.ACTIVATIONS`;
-        the model's ``activation`` (tanh when it has none) when None.
+        the model's ``encoder_activation`` (tanh when it has none) when None.
     """
 
     def __init__(self, model, hidden_dims=(256, 256), activation=None):
@@ -43,10 +43,9 @@ class MultiViewGuide(PyroModule):
         self.sources = dict(sources)
         self.num_data = model.num_data
         dropout = getattr(model, "dropout", 0.0)
-        activation = getattr(model, "activation", "tanh") if activation is None else activation
         self.encoders = nn.ModuleDict()
         for name, shape in self.latent_shapes.items():
-            encoder = Encoder(model.view_shapes[self.sources[name]], hidden_dims, activation)
+            encoder = Encoder(model.view_shapes[self.sources[name]], hidden_dims, encoder_activation(model, activation))
             self.encoders[name] = nn.Sequential(
                 nn.Flatten(), nn.Dropout(dropout), encoder, nn.Dropout(dropout), nn.Linear(encoder.out_dim, 2 * shape[0])
             )

@@ -116,7 +116,7 @@ class VCCA(PyroModule):
         self.latent_dims = latent_dims
         self.private_dim = private_dim
         self.dropout = float(dropout)
-        self.activation = activation
+        self.encoder_activation = activation  # the multiview guide's encoders use the same unless given their own
         self.likelihood = make_likelihood(likelihood)
         self.support = self.likelihood.support
         self.view_shapes = {"x": self.data_shape, "x2": self.view_shape}

@@ -75,7 +75,7 @@ ROWS = [
          config=dict(guide="ladder", guide_args={"share_top_down": False}), paper=None, source=""),
     dict(name="iwae2-chain", label="2 layers, bottom-up guide, IWAE k = 5",
          config=dict(guide="chain", objective="iwae", particles=5), warmup=False, paper=-82.90, source="Burda et al. 2016, IWAE, 2 layers, k = 50"),
-    dict(name="lvae", label="LVAE defaults (3 layers), ladder guide sharing the model's top-down nets, ELBO",
+    dict(name="lvae", label="LVAE's model (3 layers), ladder guide sharing the model's top-down nets, ELBO",
          config=dict(guide="ladder", guide_args={"share_top_down": True}, latent_dims=LVAE.train_defaults["latent_dims"],
                      hidden_dims=LVAE.train_defaults["hidden_dims"]),
          paper=-81.74, source="Sønderby et al. 2016, LVAE 5 layers (VAE −82.x), IW k = 10 training"),

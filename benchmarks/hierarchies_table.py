@@ -1,4 +1,4 @@
-"""Hierarchies on mnist5k: one generative model, factorized, bottom-up and ladder guides; IWAE; the LVAE.
+"""Hierarchies on mnist5k or full MNIST: one generative model, factorized, bottom-up and ladder guides; IWAE; the LVAE.
 
 Each row is a spec in ``ROWS`` (a label, the ``TrainConfig`` fields it sets over
 ``BASE``, the paper's figure and where it comes from); a row for another model
@@ -28,7 +28,9 @@ the ELBO's D + R into D + βR, but added to the IWAE bound at β < 1 it rewards
 rate that the bound hardly charges for, since one good particle of k carries
 the bound; our run with it diverged, the rate growing to 10⁹ nats),
 batch 100, Adam 1e-3, seed ``--seed`` (0), on the 3,500 dynamically binarized training
-digits; evaluated on the 1,000 test digits (fixed binarization): test ELBO,
+digits; evaluated on the 1,000 test digits (fixed binarization). ``--data mnist
+--data-root DIR`` trains on full MNIST's 50,000 and evaluates on its 10,000 test
+digits instead (the files as for ``paper_protocols.py``). Columns: test ELBO,
 log p(x) by IWAE with k = ``--test-particles`` (± the standard error over test
 digits), its paired difference from the bottom-up guide's model of the same depth
 (mean over the same test digits of the per-digit difference, ± its standard error), the KL of each layer (``eval.json``'s ``test_rate_by_site``:
@@ -43,6 +45,7 @@ Usage::
     python benchmarks/hierarchies_table.py --threads 1                       # 100 epochs, k = 5000
     python benchmarks/hierarchies_table.py --threads 1 --epochs 30 --test-particles 1000
     python benchmarks/hierarchies_table.py --smoke                           # 1 epoch, k = 10
+    python benchmarks/hierarchies_table.py --data mnist --data-root DIR --only lvae-chain,lvae-own --epochs 20
 """
 
 import sys
@@ -58,7 +61,7 @@ from pyro_deepvi.run_dir import TEST_BOUNDS  # noqa: E402
 from pyro_deepvi.models.lvae import LVAE  # noqa: E402
 
 #: What every row shares (the generative model: latent 32-16, MLPs of one hidden layer of 256).
-BASE = dict(model="lvae", data="mnist5k", latent_dims=(32, 16), hidden_dims=(256,), batch_size=100, lr=1e-3)
+BASE = dict(model="lvae", latent_dims=(32, 16), hidden_dims=(256,), batch_size=100, lr=1e-3)
 
 #: The paper's depth and latent widths (its MLPs are 512-256-128-64-32, two hidden layers each; ours share one width).
 DEPTH5 = dict(latent_dims=(64, 32, 16, 8, 4), hidden_dims=(256, 256))
@@ -131,11 +134,14 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0, help="seed of every run (default 0)")
     p.add_argument("--no-batch-norm", action="store_true", help="train every model without batch normalization")
     p.add_argument("--only", default=None, help=f"comma-separated subset of: {', '.join(r['name'] for r in ROWS)}")
+    p.add_argument("--data", default="mnist5k", choices=("mnist5k", "mnist"), help="mnist5k (default) or full MNIST")
+    p.add_argument("--data-root", default=None,
+                   help="with --data mnist: folder with mnist.pkl.gz or MNIST/raw/*-ubyte(.gz) (default: $PYRO_DEEPVI_DATA, else ~/.cache/pyro_deepvi)")
     args = start(p.parse_args(argv))
     warmup = args.warmup if args.warmup is not None else max(1, args.epochs // 5)
     rows = ROWS if args.only is None else [r for r in ROWS if r["name"] in args.only.split(",")]
     lines = [
-        f"mnist5k, {args.epochs} epochs (warm-up {warmup}), batch 100, Adam 1e-3, "
+        f"{args.data}, {args.epochs} epochs (warm-up {warmup}), batch 100, Adam 1e-3, "
         f"{'no batch norm' if args.no_batch_norm else 'batch norm'}, seed {args.seed}; "
         f"log p(x) by IWAE k = {args.test_particles}. Per layer: bottom (z1) to top.",
         "",
@@ -148,7 +154,7 @@ def main(argv=None):
         terms = {"rate": f"linear:-1:0:{warmup}"} if row.get("warmup", True) else {}
         model = row["config"].get("model", BASE["model"])
         model_args = {"batch_norm": False} if args.no_batch_norm and model == "lvae" else {}
-        config = TrainConfig(**{**BASE, **row["config"]}, terms=terms, model_args=model_args, epochs=args.epochs,
+        config = TrainConfig(**{**BASE, **row["config"]}, data=args.data, data_root=args.data_root, terms=terms, model_args=model_args, epochs=args.epochs,
                              test_particles=args.test_particles, eval_every=0, progress=False, device=args.device, seed=args.seed,
                              out=str(args.out / row["name"]))
         result = train_once(config, args.overwrite)

@@ -199,19 +199,24 @@ def test_local_hvm_rao_blackwellizes_the_auxiliary_factor():
     assert torch.isfinite(loss) and guide.unconstrained_spread.grad.abs().sum() > 0
 
 
-def test_local_hvm_trains_and_completes_documents():
-    model, counts = def_toy()
-    guide = GUIDES.get("hvm_local")(model)
-    objective = elbo(particles=2)
+def _train(model, guide, counts, objective, steps):
+    """Adam at 0.05 on the model's and the guide's parameters; the losses."""
     optimizer = torch.optim.Adam([*model.parameters(), *guide.parameters()], lr=0.05)
     losses = []
     pyro.set_rng_seed(0)
-    for _ in range(60):
+    for _ in range(steps):
         loss = objective(model.model, guide, x=counts)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
+    return losses
+
+
+def test_local_hvm_trains_and_completes_documents():
+    model, counts = def_toy()
+    guide = GUIDES.get("hvm_local")(model)
+    losses = _train(model, guide, counts, elbo(particles=2), 60)
     assert sum(losses[-10:]) < sum(losses[:10])
     means = guide.local_means()
     assert means["z1"].shape == (30, 6) and (means["z1"] > 0).all()
@@ -378,14 +383,7 @@ def test_discrete_local_hvm_score_function_gradient_matches_enumeration():
 def test_discrete_local_hvm_trains_and_completes_documents(family):
     model, counts = discrete_def(family)
     guide = GUIDES.get("hvm_local")(model)
-    objective = tracegraph_elbo()
-    optimizer = torch.optim.Adam([*model.parameters(), *guide.parameters()], lr=0.05)
-    pyro.set_rng_seed(0)
-    for _ in range(20):
-        loss = objective(model.model, guide, x=counts)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    _train(model, guide, counts, tracegraph_elbo(), 20)
     means = guide.local_means()
     assert means["z1"].shape == (8, 4) and (means["z1"] > 0).all()
     if family == "bernoulli":

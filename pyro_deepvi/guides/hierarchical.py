@@ -317,7 +317,8 @@ def hvm(model, hidden_dims=(200, 200)):
 
 
 @GUIDES.register("hvm_local", "hierarchical variational model over a DEF's local guide: a flow over each document's factors")
-def hvm_local(model, hidden_dims=None):
+def hvm_local(model, hidden_dims=None, num_flows=2, init_spread=0.1, shared_step=0.05):
     """:class:`HierarchicalLocalGuide` with reparameterized gamma factors (Poisson and Bernoulli ones
-    take the score function); ``hidden_dims`` is unused."""
-    return HierarchicalLocalGuide(model)
+    take the score function) and its options (e.g. ``--guide-arg shared_step=0.005``); ``hidden_dims``
+    is unused."""
+    return HierarchicalLocalGuide(model, num_flows=num_flows, init_spread=init_spread, shared_step=shared_step)

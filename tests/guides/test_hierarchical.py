@@ -256,6 +256,13 @@ def test_local_hvm_refuses_a_model_without_local_sites():
         HierarchicalLocalGuide(only_global)
 
 
+def test_local_hvm_builder_takes_the_guide_options():
+    model, _ = def_toy()
+    guide = GUIDES.get("hvm_local")(model, num_flows=1, init_spread=0.2, shared_step=0.005)
+    assert guide.hierarchy_options == dict(num_flows=1, init_spread=0.2, shared_step=0.005)
+    assert len(guide.flows) == 1 and torch.allclose(softplus(guide.unconstrained_spread), torch.tensor(0.2))
+
+
 def discrete_def(family, num_docs=8, layer_sizes=(4, 2)):
     """A small DEF of Poisson or Bernoulli layers (12 words) and planted counts."""
     counts = planted_counts(num_docs, 0, num_words=12)

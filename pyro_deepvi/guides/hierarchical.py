@@ -25,7 +25,9 @@ bound on log p(x)), and no model, objective or engine code changes. The factor i
 ``has_rsample=True``: it is a cost, differentiated along λ's reparameterized path and
 through r; when z is not reparameterized, ``TraceGraph_ELBO``'s provenance tracking puts
 the factor in z's downstream cost, which is the hierarchical ELBO's Rao-Blackwellized score
-function. What reads a site's distribution as q(z | x) cannot use these guides: ELBO surgery
+function. ``Trace_ELBO`` weighs a score by the model's sites only, leaving the factor out, so
+the ``elbo`` objective refuses a guide site the model lacks next to a non-reparameterized one
+(``hvm_local`` over Poisson or Bernoulli layers, or with ``reparameterize=False``). What reads a site's distribution as q(z | x) cannot use these guides: ELBO surgery
 and the total-correlation and anchor terms refuse them (by λ's ``is_auxiliary`` mark; they
 would score q(z | λ) instead of q(z | x)). Active units and posterior means average draws of
 z (the site's ``mean``, that of q(z | λ) for one draw of λ, is withheld).
@@ -36,12 +38,15 @@ z (the site's ``mean``, that of q(z | λ) for one draw of λ, is withheld).
   transforms of the encoder's features, and r(λ | z, x) a diagonal Gaussian with the parameters
   of q(λ | x)'s Gaussian plus an MLP of (z, features) that starts at zero.
 - ``hvm_local`` (:class:`HierarchicalLocalGuide`): over the non-amortized local guide of deep
-  exponential families; a document's λ gathers its gamma factors' unconstrained (shape, mean)
-  over every local layer, q(λ_n): λ_n = loc_n + spread_n ⊙ f(ε), ε ~ N(0, I), with per-document
+  exponential families; a document's λ gathers its local factors' unconstrained parameters over
+  every local layer (a gamma's shape and mean, a Poisson's rate, a Bernoulli's logit),
+  q(λ_n): λ_n = loc_n + spread_n ⊙ f(ε), ε ~ N(0, I), with per-document
   loc and spread and affine autoregressive transforms f shared by all documents (acting in
   standardized units, so that one Adam step on the shared weights moves every document's λ
-  by at most about its spread), and r(λ_n | z_n) a diagonal Gaussian with the parameters of the
-  document's Gaussian plus an MLP of log(z_n + 10⁻⁴) that starts at zero.
+  by at most about its spread), q(z_n | λ_n) each layer's mean-field family at its slice of λ_n,
+  and r(λ_n | z_n) a diagonal Gaussian with the parameters of the document's Gaussian plus an
+  MLP that starts at zero of a feature of each layer's z_n (log(z + 10⁻⁴) of gamma units,
+  log(1 + z) of Poisson counts, z itself of Bernoulli units).
   The global latents keep their mean-field factors.
 
 Both flows start at the identity and, in ``hvm_local``, the per-document Gaussians at the
@@ -64,7 +69,7 @@ from ..models.exponential_families import make_plates
 from ..nn import MLP
 from ..registry import GUIDES
 from .amortized import AmortizedGuide
-from .local import GammaFactor, LocalGuide, _Layout, _softplus_inverse
+from .local import LocalGuide, _Layout, _softplus_inverse
 
 
 class MeanFieldGivenLambda(dist.Independent):
@@ -187,13 +192,16 @@ class HierarchicalGuide(AmortizedGuide):
 
 
 class HierarchicalLocalGuide(LocalGuide):
-    """``hvm_local``: the local guide of a DEF with each document's gamma factors λ_n drawn
-    from a flow, and r(λ_n | z_n) (see the module's docstring).
+    """``hvm_local``: the local guide of a DEF with each document's local factors' parameters λ_n
+    drawn from a flow, and r(λ_n | z_n) (see the module's docstring).
 
-    The local factors' tables hold the per-document Gaussians' means; ``spread`` their
-    scales (softplus), all starting at ``init_spread``.
+    The local factors' tables hold the per-document Gaussians' means (each family's unconstrained
+    parameters: a gamma's shape and mean, a Poisson's rate, a Bernoulli's logit); ``spread``
+    their scales (softplus), all starting at ``init_spread``.
 
-    :param model: a DEF (``latent_sites``) whose local layers are all gamma.
+    :param model: a DEF (``latent_sites``) with local layers of any families (gamma, Poisson,
+        Bernoulli). Poisson and Bernoulli z have no reparameterized gradient; their score
+        function needs the ``tracegraph_elbo`` objective (see the module's docstring).
     :param int num_flows: affine autoregressive transforms shared by the documents.
     :param float init_spread: the per-document Gaussians' initial scale.
     :param float shared_step: the shared networks' (flows, r) step size relative to the
@@ -205,11 +213,10 @@ class HierarchicalLocalGuide(LocalGuide):
     def __init__(self, model, num_flows=2, init_spread=0.1, shared_step=0.05, local_only=False, **options):
         super().__init__(model, local_only=local_only, **options)
         self.local_names = [name for name, site in self.sites.items() if site.local]
-        families = {self.sites[name].family for name in self.local_names}
-        if families != {"gamma"}:
-            raise ValueError(f"hvm_local needs gamma local layers (a sparse gamma DEF), got families {sorted(families)}")
+        if not self.local_names:
+            raise ValueError(f"hvm_local draws the parameters of local factors, but {type(model).__name__} has no local site")
         self.units = [self.sites[name].plates[0][1] for name in self.local_names]
-        dim = 2 * sum(self.units)
+        dim = sum(len(factor.tables()) * units for factor, units in zip(self._local_factors(), self.units))
         self.hierarchy_options = dict(num_flows=num_flows, init_spread=init_spread, shared_step=shared_step)
         self.unconstrained_spread = nn.Parameter(_softplus_inverse(torch.full((self.num_data, dim), float(init_spread))))
         self.flows = nn.ModuleList(affine_autoregressive(dim, [dim]) for _ in range(num_flows))
@@ -221,15 +228,13 @@ class HierarchicalLocalGuide(LocalGuide):
         _scale_steps(self.auxiliary_net, shared_step)
 
     def _document_gaussians(self, index=None):
-        """(loc, unconstrained spread) of the batch's documents' Gaussians, each [B, 2 Σ_l K_l]."""
+        """(loc, unconstrained spread) of the batch's documents' Gaussians, each [B, D], D = Σ_l (tables × K_l)."""
         rows = (lambda table: table) if index is None else (lambda table: table[index])
-        loc = torch.cat(
-            [torch.cat([rows(f.unconstrained_shape), rows(f.unconstrained_mean)], -1) for f in self._local_factors()], -1
-        )
+        loc = torch.cat([torch.cat([rows(t) for t in f.tables()], -1) for f in self._local_factors()], -1)
         return loc, rows(self.unconstrained_spread)
 
     def variational_prior(self, index=None):
-        """q(λ_n) of the batch's documents, batch shape [B] and event [2 Σ_l K_l]: ε ~ N(0, I),
+        """q(λ_n) of the batch's documents, batch shape [B] and event [D]: ε ~ N(0, I),
         the shared flows in these standardized units, then λ_n = loc_n + spread_n ⊙ flow(ε)."""
         loc, spread = self._document_gaussians(index)
         base = dist.Normal(torch.zeros_like(loc), torch.ones_like(loc)).to_event(1)
@@ -240,24 +245,24 @@ class HierarchicalLocalGuide(LocalGuide):
         return [self.factors[name] for name in self.local_names]
 
     def _split(self, lam):
-        """λ [..., B, D] -> per local site (unconstrained shape, mean), each [..., K, B]
+        """λ [..., B, D] -> per local site, its unconstrained parameters (one per table), each [..., K, B]
         (the units plate's 1 in λ's batch shape, where there is one, dropped)."""
         parts, start = [], 0
-        for units in self.units:
-            pair = []
-            for _ in range(2):
+        for factor, units in zip(self._local_factors(), self.units):
+            values = []
+            for _ in factor.tables():
                 part = lam[..., start : start + units].transpose(-1, -2)
-                pair.append(part.squeeze(-3) if part.dim() > 2 else part)
+                values.append(part.squeeze(-3) if part.dim() > 2 else part)
                 start += units
-            parts.append(pair)
+            parts.append(values)
         return parts
 
     def auxiliary(self, z, like, index=None):
-        """r(λ_n | z_n): the per-document Gaussian of q(λ_n) (rows ``index``) plus an MLP of
-        log(z_n + 10⁻⁴) of every local layer that starts at zero, shaped like λ (``like``): the offset
-        bounds the gradient of log z, which at the sparse gamma's tiny draws would overflow."""
-        log_z = torch.cat([(value + 1e-4).log().transpose(-1, -2) for value in z], -1)
-        correction = self.auxiliary_net(log_z.reshape(like.shape[:-1] + log_z.shape[-1:]))
+        """r(λ_n | z_n): the per-document Gaussian of q(λ_n) (rows ``index``) plus an MLP that starts at
+        zero of every local layer's feature of z_n (:meth:`~pyro_deepvi.guides.local.Factor.feature`),
+        shaped like λ (``like``)."""
+        features = torch.cat([f.feature(value).transpose(-1, -2) for f, value in zip(self._local_factors(), z)], -1)
+        correction = self.auxiliary_net(features.reshape(like.shape[:-1] + features.shape[-1:]))
         return _diagonal_normal(torch.cat(self._document_gaussians(index), -1) + correction)
 
     def forward(self, x, y=None, index=None):
@@ -275,10 +280,9 @@ class HierarchicalLocalGuide(LocalGuide):
             # never met one, but through the shared flows one entry would poison every document.
             lam.register_hook(_finite_gradient)
         z = []
-        for name, (shape, mean) in zip(self.local_names, self._split(lam)):
+        for name, factor, values in zip(self.local_names, self._local_factors(), self._split(lam)):
             with self.sites[name].plate_stack(plates):
-                fn = GammaFactor.gamma(shape, mean, self.options["min_shape"], self.options["reparameterize"])
-                z.append(pyro.sample(name, fn))
+                z.append(pyro.sample(name, factor.distribution(*values)))
         with plates["data"]:
             pyro.factor("lambda_r", -self.auxiliary(z, lam, index).log_prob(lam), has_rsample=True)
 
@@ -287,8 +291,8 @@ class HierarchicalLocalGuide(LocalGuide):
         """E_q[z] = E_{q(λ)} [mean of q(z | λ)] of each local site by ``num_samples`` draws of λ."""
         lam = self.variational_prior().sample((num_samples,))
         return {
-            name: softplus(mean).mean(0).transpose(-1, -2)
-            for name, (_, mean) in zip(self.local_names, self._split(lam))
+            name: factor.mean_of(*values).mean(0).transpose(-1, -2)
+            for name, factor, values in zip(self.local_names, self._local_factors(), self._split(lam))
         }
 
     def local_guide(self, num_data):
@@ -313,6 +317,8 @@ def hvm(model, hidden_dims=(200, 200)):
 
 
 @GUIDES.register("hvm_local", "hierarchical variational model over a DEF's local guide: a flow over each document's factors")
-def hvm_local(model, hidden_dims=None):
-    """:class:`HierarchicalLocalGuide` with reparameterized gamma factors; ``hidden_dims`` is unused."""
-    return HierarchicalLocalGuide(model)
+def hvm_local(model, hidden_dims=None, num_flows=2, init_spread=0.1, shared_step=0.05):
+    """:class:`HierarchicalLocalGuide` with reparameterized gamma factors (Poisson and Bernoulli ones
+    take the score function) and its options (e.g. ``--guide-arg shared_step=0.005``); ``hidden_dims``
+    is unused."""
+    return HierarchicalLocalGuide(model, num_flows=num_flows, init_spread=init_spread, shared_step=shared_step)

@@ -58,7 +58,12 @@ _Layout = namedtuple("_Layout", ["latent_sites", "num_data"])
 
 class Factor(nn.Module):
     """The factors of one site: parameters of the site's value shape (a global site) or a
-    table [num_data, units] whose rows ``index`` give a batch's [units, B] (a local site)."""
+    table [num_data, units] whose rows ``index`` give a batch's [units, B] (a local site).
+
+    A family holds unconstrained parameter tables (:meth:`tables`) and builds q and its mean
+    from unconstrained values of their shape (:meth:`distribution`, :meth:`mean_of`), gathered
+    rows here or a hierarchical guide's draws of them (``hvm_local``), which also takes each
+    local family's :meth:`feature` of z as the input of its r(λ | z)."""
 
     def __init__(self, local):
         super().__init__()
@@ -69,13 +74,29 @@ class Factor(nn.Module):
             return table
         return (table if index is None else table[index]).transpose(-1, -2)
 
+    def tables(self):
+        """The unconstrained parameter tables, in the order :meth:`distribution` takes them."""
+        raise NotImplementedError
+
+    def distribution(self, *unconstrained):
+        """q at unconstrained parameter values, one tensor per table."""
+        raise NotImplementedError
+
+    def mean_of(self, *unconstrained):
+        """E_q at unconstrained parameter values, one tensor per table."""
+        raise NotImplementedError
+
+    def feature(self, value):
+        """What a hierarchical guide's r(λ | z) reads of draws ``value`` of this factor."""
+        raise NotImplementedError(f"{type(self).__name__} gives no feature of z for a hierarchical guide's r(λ | z)")
+
     def forward(self, index=None):
         """The distribution q of the batch ``index`` (all rows when None)."""
-        raise NotImplementedError
+        return self.distribution(*(self.gather(table, index) for table in self.tables()))
 
     def mean(self):
         """E_q, of the table's shape."""
-        raise NotImplementedError
+        return self.mean_of(*self.tables())
 
     @torch.no_grad()
     def start_like(self, other):
@@ -96,24 +117,23 @@ class GammaFactor(Factor):
         self.unconstrained_shape = nn.Parameter(_softplus_inverse(shape))
         self.unconstrained_mean = nn.Parameter(_softplus_inverse(_jittered(table_shape, init_mean)))
 
-    @staticmethod
-    def gamma(unconstrained_shape, unconstrained_mean, min_shape, reparameterize=True):
-        """Gamma(a, a / m), a = softplus(unconstrained_shape) + min_shape, m = softplus(unconstrained_mean),
-        its scale m / a floored at the dtype's smallest normal number: below it (m ≈ e^(−88) in float32)
-        the rate a / m overflows to inf and log q = a log(inf) − inf·z is NaN; torch floors the draws there too."""
-        shape = softplus(unconstrained_shape) + min_shape
-        return dist.Gamma(shape, 1 / _positive(softplus(unconstrained_mean) / shape)).has_rsample_(reparameterize)
+    def tables(self):
+        return self.unconstrained_shape, self.unconstrained_mean
 
-    def forward(self, index=None):
-        return self.gamma(
-            self.gather(self.unconstrained_shape, index),
-            self.gather(self.unconstrained_mean, index),
-            self.min_shape,
-            self.reparameterize,
-        )
+    def distribution(self, unconstrained_shape, unconstrained_mean):
+        """Gamma(a, a / m), its scale m / a floored at the dtype's smallest normal number: below it
+        (m ≈ e^(−88) in float32) the rate a / m overflows to inf and log q = a log(inf) − inf·z is NaN;
+        torch floors the draws there too."""
+        shape = softplus(unconstrained_shape) + self.min_shape
+        return dist.Gamma(shape, 1 / _positive(softplus(unconstrained_mean) / shape)).has_rsample_(self.reparameterize)
 
-    def mean(self):
-        return softplus(self.unconstrained_mean)
+    def mean_of(self, unconstrained_shape, unconstrained_mean):
+        return softplus(unconstrained_mean)
+
+    def feature(self, value):
+        """log(z + 10⁻⁴): the offset bounds the gradient of log z, which at the sparse gamma's tiny draws
+        would overflow."""
+        return (value + 1e-4).log()
 
 
 class BernoulliFactor(Factor):
@@ -123,11 +143,18 @@ class BernoulliFactor(Factor):
         super().__init__(local)
         self.logits = nn.Parameter(torch.zeros(table_shape))
 
-    def forward(self, index=None):
-        return dist.Bernoulli(logits=self.gather(self.logits, index))
+    def tables(self):
+        return (self.logits,)
 
-    def mean(self):
-        return torch.sigmoid(self.logits)
+    def distribution(self, logits):
+        return dist.Bernoulli(logits=logits)
+
+    def mean_of(self, logits):
+        return torch.sigmoid(logits)
+
+    def feature(self, value):
+        """z itself, 0 or 1."""
+        return value
 
 
 class PoissonFactor(Factor):
@@ -137,11 +164,18 @@ class PoissonFactor(Factor):
         super().__init__(local)
         self.unconstrained_rate = nn.Parameter(_softplus_inverse(_jittered(table_shape, 1.0)))
 
-    def forward(self, index=None):
-        return dist.Poisson(softplus(self.gather(self.unconstrained_rate, index)))
+    def tables(self):
+        return (self.unconstrained_rate,)
 
-    def mean(self):
-        return softplus(self.unconstrained_rate)
+    def distribution(self, unconstrained_rate):
+        return dist.Poisson(softplus(unconstrained_rate))
+
+    def mean_of(self, unconstrained_rate):
+        return softplus(unconstrained_rate)
+
+    def feature(self, value):
+        """log(1 + z): counts on the scale of their rate's logarithm."""
+        return value.log1p()
 
 
 class NormalFactor(Factor):
@@ -152,11 +186,14 @@ class NormalFactor(Factor):
         self.loc = nn.Parameter(0.1 * torch.randn(table_shape))
         self.unconstrained_scale = nn.Parameter(_softplus_inverse(torch.full(table_shape, 0.1)))
 
-    def forward(self, index=None):
-        return dist.Normal(self.gather(self.loc, index), softplus(self.gather(self.unconstrained_scale, index)))
+    def tables(self):
+        return self.loc, self.unconstrained_scale
 
-    def mean(self):
-        return self.loc
+    def distribution(self, loc, unconstrained_scale):
+        return dist.Normal(loc, softplus(unconstrained_scale))
+
+    def mean_of(self, loc, unconstrained_scale):
+        return loc
 
 
 class LocalGuide(PyroModule):

@@ -39,6 +39,23 @@ def _with_gradient_of(value, surrogate):
     return value + (surrogate - surrogate.detach())
 
 
+def _check_scores_see_the_guide(model_trace, guide_trace, discrete):
+    """Refuse guide sites the model lacks next to non-reparameterized ones: Trace_ELBO weighs each
+    site's score by log p − log q over the model's sites only (its ``_compute_log_r``), so a cost
+    only the guide holds (a hierarchical guide's λ and −log r(λ | z)) would be left out of the score
+    of the sites it depends on, a biased gradient."""
+    guide_only = [
+        name for name, site in guide_trace.nodes.items() if site["type"] == "sample" and name not in model_trace.nodes
+    ]
+    if guide_only:
+        raise ValueError(
+            f"the 'elbo' objective's score function for the guide's non-reparameterized site(s) "
+            f"{', '.join(map(repr, discrete))} leaves out the guide's own site(s) {', '.join(map(repr, guide_only))} "
+            "(not in the model), so its gradient would be biased; use the 'tracegraph_elbo' objective, whose "
+            "Rao-Blackwellized score function counts every cost downstream of a site"
+        )
+
+
 class ELBO:
     """The evidence lower bound with ``Trace_ELBO``'s gradient estimator.
 
@@ -55,8 +72,10 @@ class ELBO:
         return importance_traces(model, guide, self.num_particles, max_plate_nesting, args, kwargs)
 
     def loss(self, model_trace, guide_trace, weights):
-        if not non_reparameterized_sites(guide_trace):
+        discrete = non_reparameterized_sites(guide_trace)
+        if not discrete:
             return self._bound_loss(weights)
+        _check_scores_see_the_guide(model_trace, guide_trace, discrete)
         loss, surrogate = self._pyro_elbo._differentiable_loss_particle(model_trace, guide_trace)
         return _with_gradient_of(loss, surrogate) / self.num_particles
 

@@ -108,7 +108,7 @@ def final_elbo(out, particles=10, seed=0):
 def run_def(name, spec, args, out):
     config = TrainConfig(
         model="def", data="reuters", guide=spec["guide"], objective=spec["objective"], latent_dims=spec["latent_dims"],
-        model_args=spec.get("model_args", {}), guide_args=spec.get("guide_args", {}), epochs=args.steps, batch_size=315, lr=args.lr, seed=args.seed,
+        model_args=spec.get("model_args", {}), guide_args=spec.get("guide_args", {}), epochs=args.steps, batch_size=315, lr=args.lr, seed=args.seed, particles=args.particles,
         device="cpu", out=str(out), eval_every=0, progress=False,
     )
     started = time.perf_counter()
@@ -118,6 +118,7 @@ def run_def(name, spec, args, out):
     return {
         **result,
         "steps": args.steps,
+        "particles": config.particles,
         "train_seconds": sum(m["seconds"] for m in metrics),
         "wall_seconds": wall,
         "final_elbo_per_document": final_elbo(out),
@@ -170,6 +171,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=1500, help="full-batch Adam steps of every DEF (default 1500)")
     parser.add_argument("--lr", type=float, default=0.05, help="Adam's step size (default 0.05)")
+    parser.add_argument("--particles", type=int, default=None,
+                        help="particles per step of every DEF (default: the objective's, 1); with k ≥ 2, tracegraph_elbo "
+                             "gives each score-function site the leave-one-out baseline")
     parser.add_argument("--lda-iterations", type=int, default=500, help="LDA's Gibbs sweeps (default 500)")
     parser.add_argument("--out", default="runs/perplexity_table", help="runs directory (default runs/perplexity_table)")
     parser.add_argument("--only", default=None, help="comma-separated subset of the runs")

@@ -70,16 +70,19 @@ def perplexity(word_probs, counts):
     return float(torch.exp(-torch.xlogy(counts, word_probs).sum() / total))
 
 
-def fit_local_factors(model, local_guide, observed, global_values, steps=COMPLETION_STEPS, lr=COMPLETION_LR):
+def fit_local_factors(
+    model, local_guide, observed, global_values, steps=COMPLETION_STEPS, lr=COMPLETION_LR, particles=1
+):
     """Fit ``local_guide`` (local factors only) to the rows ``observed`` with the model's
     global latents fixed at ``global_values`` (conditioned on), by Adam on the ELBO with
-    ``TraceGraph_ELBO``'s gradients (reparameterized where the factors are).
+    ``TraceGraph_ELBO``'s gradients (reparameterized where the factors are) from ``particles``
+    draws a step (with two or more, score-function factors get leave-one-out baselines).
 
     Globals that are Bernoulli or Poisson units held at their means are off their support,
     so Pyro's validation is off during the fit; they enter the ELBO as constants.
     """
     conditioned = poutine.condition(model.model, data=global_values)
-    objective = Objective(TraceGraphELBO())
+    objective = Objective(TraceGraphELBO(particles))
     optimizer = torch.optim.Adam(local_guide.parameters(), lr=lr)
     with pyro.validation_enabled(False):
         for _ in range(steps):
@@ -91,7 +94,7 @@ def fit_local_factors(model, local_guide, observed, global_values, steps=COMPLET
 
 
 def document_completion(
-    model, guide, counts, held_out=0.5, steps=COMPLETION_STEPS, lr=COMPLETION_LR, seed=0, global_values=None
+    model, guide, counts, held_out=0.5, steps=COMPLETION_STEPS, lr=COMPLETION_LR, seed=0, global_values=None, particles=1
 ):
     """Document-completion perplexity of a model with a non-amortized guide.
 
@@ -100,6 +103,7 @@ def document_completion(
         (e.g. :class:`~pyro_deepvi.guides.local.LocalGuide`).
     :param torch.Tensor counts: [D, V] held-out documents.
     :param dict global_values: the global latents' values; the guide's means by default.
+    :param int particles: draws per step of the local fit (:func:`fit_local_factors`).
     :returns: ``{"perplexity": ..., "held_out_words": ...}``.
     """
     device = counts.device
@@ -108,7 +112,9 @@ def document_completion(
         observed, held = split_tokens(counts, held_out, seed)
         with torch.no_grad():
             global_values = guide.global_means() if global_values is None else global_values
-        local_guide = fit_local_factors(model, guide.local_guide(len(counts)), observed, global_values, steps, lr)
+        local_guide = fit_local_factors(
+            model, guide.local_guide(len(counts)), observed, global_values, steps, lr, particles
+        )
         with torch.no_grad():
             probs = model.word_probabilities(global_values, local_guide.local_means())
     return {"perplexity": perplexity(probs, held), "held_out_words": int(held.sum())}

@@ -20,7 +20,10 @@ def elbo_analytic_kl(particles=1):
     return Objective(AnalyticKLELBO(particles))
 
 
-@OBJECTIVES.register("tracegraph_elbo", "evidence lower bound, TraceGraph_ELBO (Rao-Blackwellized score function)")
+@OBJECTIVES.register(
+    "tracegraph_elbo",
+    "evidence lower bound, TraceGraph_ELBO (Rao-Blackwellized score function; leave-one-out baselines with >= 2 particles)",
+)
 def tracegraph_elbo(particles=1):
     return Objective(TraceGraphELBO(particles))
 

@@ -174,14 +174,16 @@ def test_poisson_def_elbo_is_below_the_exact_log_likelihood(link):
             loss.backward()
             optimizer.step()
         with torch.no_grad():
-            draws = torch.tensor([-float(elbo(particles=500)(conditioned, guide, x=x)) for _ in range(20)])
+            # The log link's draws are skewed (single estimates from −49 to −38 around −42), so 20 draws
+            # can understate their spread: 100 do not.
+            draws = torch.tensor([-float(elbo(particles=500)(conditioned, guide, x=x)) for _ in range(100)])
     after = exact_elbo()
     # The objective scores log p(x, z, W) with W conditioned on: its prior's log-density is in the bound.
     log_prior = sum(
         model.weight_prior(model.latent_sites[name].family, x).log_prob(value).sum().item()
         for name, value in {"W0": W0, "W1": W1}.items()
     )
-    estimate, stderr = draws.mean().item() - log_prior, draws.std().item() / 20**0.5
+    estimate, stderr = draws.mean().item() - log_prior, draws.std().item() / len(draws) ** 0.5
     assert abs(estimate - after) < 4 * stderr + 1e-4 * abs(after)
     assert before < after < log_likelihood
     # The other link is another likelihood of the same counts.
@@ -221,6 +223,10 @@ def test_options_are_checked():
         DeepExponentialFamily(5, 10, (3,), gamma_shape=0.0)
     with pytest.raises(ValueError, match="poisson_link must be 'identity' .* or 'log' .*, got 'softplus'"):
         DeepExponentialFamily(5, 10, (3, 2), families=("poisson", "poisson"), poisson_link="softplus")
+    with pytest.raises(ValueError, match="completion_particles must be a positive integer, got 0"):
+        DeepExponentialFamily(5, 10, (3,), completion_particles=0)
+    with pytest.raises(ValueError, match="completion_lr must be positive, got -0.1"):
+        DeepExponentialFamily(5, 10, (3,), completion_lr=-0.1)
     with pytest.raises(ValueError, match=r"column_layer_sizes\[0\] must equal"):
         DoubleDEF(5, 10, (3,), column_layer_sizes=(4,))
     with pytest.raises(ValueError, match="'local'"):  # an amortized Gaussian guide cannot fit gamma units
@@ -289,7 +295,9 @@ def _fit(model, guide, objective, x, steps, lr=0.05):
 )
 def test_short_training_improves_the_elbo(guide_name, objective, particles):
     """100 steps raise the ELBO by over 10 % (from about −4,900 nats); the pure score-function
-    estimator needs more particles per step to do it."""
+    estimator needs more particles per step to do it. A gamma factor drawn near 0 under a positive
+    count costs that count times log of its rate, so single 100-particle estimates are heavy-tailed
+    (one reached −229,397 where the median of 11 is about −3,700): the test compares medians."""
     pyro.set_rng_seed(0)
     x = load_def_toy("train").x
     model = DeepExponentialFamily(30, num_data=len(x), layer_sizes=(3, 2))
@@ -297,7 +305,7 @@ def test_short_training_improves_the_elbo(guide_name, objective, particles):
 
     def elbo_estimate():
         with torch.no_grad(), pyro.validation_enabled(False):
-            return -float(elbo(particles=100)(model.model, guide, x=x))
+            return torch.tensor([-float(elbo(particles=100)(model.model, guide, x=x)) for _ in range(11)]).median().item()
 
     before = elbo_estimate()
     _fit(model, guide, objective(particles), x, steps=100, lr=0.1)
@@ -350,18 +358,20 @@ def test_train_and_evaluate_with_the_engine(tmp_path):
 
 
 def test_poisson_def_trains_from_the_command_line(tmp_path, capsys):
-    """`pyro-deepvi train def` with Poisson layers and either link, at a tiny size on reuters:
-    the identity link's weights are gamma (positive) and the log link's normal; a bad link is
-    one clear error."""
+    """`pyro-deepvi train def` with Poisson layers and either link, at a tiny size on reuters, with
+    leave-one-out baselines (2 particles) in training and in the completion fit: the identity link's
+    weights are gamma (positive) and the log link's normal; a bad link is one clear error."""
     common = ["def", "--latent-dims", "5,3", "--epochs", "3", "--eval-every", "0", "--no-progress",
-              "--objective", "tracegraph_elbo", "--model-arg", 'families=["poisson","poisson"]',
-              "--model-arg", "completion_steps=5"]
+              "--objective", "tracegraph_elbo", "--model-arg", 'families=["poisson","poisson"]', "--particles", "2",
+              "--model-arg", "completion_steps=5", "--model-arg", "completion_particles=2",
+              "--model-arg", "completion_lr=0.05"]
     for link in ("identity", "log"):
         out = tmp_path / link
         assert main(["train", *common, "--model-arg", f"poisson_link={link}", "--out", str(out)]) == 0
         config, components = pyro_deepvi.restore(out, device="cpu")
         model, guide = components.model, components.guide
         assert model.poisson_link == link and model.families == ("poisson", "poisson")
+        assert (model.completion_particles, model.completion_lr, config.particles) == (2, 0.05, 2)
         assert math.isfinite(json.loads((out / "eval.json").read_text())["perplexity"])
         with torch.no_grad(), pyro.validation_enabled(False):
             weights = poutine.trace(guide).get_trace(config.load_data("train").x).nodes["W1"]["value"]

@@ -98,7 +98,7 @@ def test_elbo_gradient_matches_trace_elbo():
 
 
 # With k ≥ 2 particles tracegraph_elbo adds leave-one-out baselines, which Pyro's TraceGraph_ELBO
-# lacks (tests/objectives/test_leave_one_out.py): one particle compares the rest of it.
+# lacks (tests/models/test_exponential_families.py): one particle compares the rest of it.
 @pytest.mark.parametrize("name, pyro_elbo, particles", [("elbo", Trace_ELBO, 4), ("tracegraph_elbo", TraceGraph_ELBO, 1)])
 def test_score_function_gradients_match_pyro(name, pyro_elbo, particles):
     torch.manual_seed(0)

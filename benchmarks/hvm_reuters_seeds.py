@@ -1,32 +1,39 @@
-"""HVM against mean field on reuters over training seeds, each trained model completed several ways.
+"""HVM against mean field on reuters over training seeds, the training length chosen on validation.
 
 Trains a DEF on reuters' 315 training documents (full batch, Adam 0.05) with the ``local`` (mean-field)
-and ``hvm_local`` guides for each training seed, then completes the 40 test documents of each trained
-model (``pyro_deepvi.evaluation.document_completion``) with each (steps, Adam step) of
-``--completion``, completion seeds 0 and 1. Gamma-only DEFs train with ``elbo``; a DEF with Poisson or
-Bernoulli layers with ``tracegraph_elbo``, whose sites get the leave-one-out baseline when
-``--particles`` ≥ 2. Writes ``<out>/<tag>/<guide>-s<seed>/completion.json`` (reused when present) and
-prints a markdown table: the training bound per document (mean of the last 20 steps; the auxiliary
-bound for ``hvm_local``) and the perplexity per completion setting (completion seeds 0 / 1).
+and ``hvm_local`` guides for each training seed. At each of ``--stages`` (training steps) it completes
+the 40 validation documents (completion seed 0) and the 40 test documents (``--test-seeds``, 0 and 1)
+with each (steps, Adam step) of ``--completion`` (``pyro_deepvi.evaluation.document_completion``), and
+reports the test perplexity at the stage whose validation perplexity is lowest: early stopping, the
+same rule for both guides. It also fits the bound of whole documents under the learned globals
+(``held_out_bound``, first completion setting, 100 draws) to the first 40 training documents and to the
+validation documents: their difference is the generalization gap of the globals. Gamma-only DEFs train with ``elbo``; a DEF with Poisson or Bernoulli layers
+with ``tracegraph_elbo``, whose sites get the leave-one-out baseline when ``--particles`` ≥ 2.
+
+Writes ``<out>/<tag>/<guide>-s<seed>/stages.json`` (reused: a finished stage is not recomputed; the
+run directory beside it holds the last stage's checkpoint) and prints two markdown tables: every
+stage (training bound per document, the mean of the 20 steps before the stage, the auxiliary bound for
+``hvm_local``; the refitted bounds of training and validation documents; validation and test
+perplexity), and each run's validation-selected stage.
 
 Usage::
 
-    python benchmarks/hvm_reuters_seeds.py --seeds 0,1,2           # gamma DEF 100-30-15, 1,500 steps (~50 min)
-    python benchmarks/hvm_reuters_seeds.py --families poisson,poisson --latent-dims 100,30 --steps 1000 \\
-        --particles 4 --completion-particles 4 --seeds 0,1,2          # the HVM paper's discrete DEF
+    python benchmarks/hvm_reuters_seeds.py --seeds 0,1,2 --stages 1500     # gamma DEF 100-30-15 (~50 min)
+    python benchmarks/hvm_reuters_seeds.py --families poisson,poisson --latent-dims 100,30 --particles 4 \\
+        --completion 1000x0.03 --completion-particles 4 --stages 500,1000,1500 --test-seeds 0 --seeds 0
 """
 
 import argparse
 import json
 import statistics
-import time
 from pathlib import Path
 
 import torch
 
-from pyro_deepvi import TrainConfig, load, train
-from pyro_deepvi.evaluation.perplexity import document_completion
-from pyro_deepvi.run import Run
+from pyro_deepvi import TrainConfig, load
+from pyro_deepvi.engine import Trainer
+from pyro_deepvi.evaluation.perplexity import document_completion, held_out_bound
+from pyro_deepvi.settings import module_local_params
 
 
 def _integers(text):
@@ -39,65 +46,107 @@ def _settings(text):
     return [(int(steps), float(lr)) for steps, lr in pairs]
 
 
+def _train_and_complete(args, guide, seed, out, splits, bound_splits):
+    """Train ``guide``'s run to each stage, complete ``splits`` and bound ``bound_splits`` there:
+    {stage: record}, saved as it goes."""
+    families = args.families
+    record_path = out / "stages.json"
+    records = json.loads(record_path.read_text()) if record_path.exists() else {}
+    config = TrainConfig(
+        model="def", data="reuters", guide=guide, objective=args.objective, latent_dims=tuple(args.latent_dims),
+        model_args={"families": families}, particles=args.particles, batch_size=315, lr=0.05,
+        epochs=max(args.stages), eval_every=0, progress=False, seed=seed, out=str(out), device="cpu",
+    )
+    trainer = None
+    for stage in args.stages:
+        keys = [f"{steps}x{lr}x{args.completion_particles}" for steps, lr in args.completion]
+        record = records.get(str(stage), {})
+        if all(key in record for key in [*keys, "bound"]):
+            continue
+        if trainer is None:
+            trainer = Trainer(config)  # resumes from the checkpoint of the last stage trained
+        if trainer.epoch > stage:
+            raise ValueError(f"{out} is trained past stage {stage} ({trainer.epoch} steps) but has no record of it")
+        trainer.fit(until_epoch=stage)
+        metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip()]
+        record["training_bound"] = statistics.mean(m["train_bound"] for m in metrics[max(0, stage - 20) : stage])
+        model, variational = trainer.components.model, trainer.components.guide
+        for (steps, lr), key in zip(args.completion, keys):
+            with module_local_params():
+                record[key] = {
+                    split: [
+                        document_completion(model, variational, data.x, steps=steps, lr=lr, seed=c,
+                                            particles=args.completion_particles)["perplexity"]
+                        for c in completion_seeds
+                    ]
+                    for split, (data, completion_seeds) in splits.items()
+                }
+        steps, lr = args.completion[0]
+        with module_local_params():
+            record["bound"] = {
+                split: float(held_out_bound(model, variational, x, steps, lr, args.completion_particles).mean())
+                for split, x in bound_splits.items()
+            }
+        records[str(stage)] = record
+        record_path.write_text(json.dumps(records, indent=1))
+        print(guide, seed, stage, json.dumps(record), flush=True)
+    return {int(stage): record for stage, record in records.items() if int(stage) in args.stages}
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=_integers, default=[0, 1, 2], help="training seeds (default 0,1,2)")
-    p.add_argument("--steps", type=int, default=1500, help="full-batch training steps (default 1500)")
+    p.add_argument("--stages", type=_integers, default=[1500],
+                   help="training steps at which to complete the validation and test documents (default 1500)")
     p.add_argument("--latent-dims", type=_integers, default=[100, 30, 15])
     p.add_argument("--families", default="gamma", help="comma-separated layer families, bottom up (default: all gamma)")
     p.add_argument("--particles", type=int, default=1, help="particles per training step (default 1)")
     p.add_argument("--guides", default="local,hvm_local")
-    p.add_argument("--completion", type=_settings, default=_settings("300x0.1,1000x0.03,3000x0.01"),
-                   help="completion settings, steps x Adam step (default 300x0.1,1000x0.03,3000x0.01)")
+    p.add_argument("--completion", type=_settings, default=_settings("300x0.1,1000x0.03"),
+                   help="completion settings, steps x Adam step (default 300x0.1,1000x0.03)")
     p.add_argument("--completion-particles", type=int, default=1, help="particles per completion step (default 1)")
+    p.add_argument("--test-seeds", type=_integers, default=[0, 1], help="completion seeds of the test documents")
     p.add_argument("--out", default="runs/hvm_reuters_seeds")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-
+    args.stages = sorted(set(args.stages))
     families = args.families.split(",")
-    families = families * len(args.latent_dims) if len(families) == 1 else families
-    objective = "elbo" if set(families) == {"gamma"} else "tracegraph_elbo"
-    tag = f"{'-'.join(map(str, args.latent_dims))}-{'-'.join(families)}-{args.steps}-p{args.particles}"
-    test = load("reuters", "test")
-    rows = []
-    for seed in args.seeds:
-        for guide in args.guides.split(","):
-            out = Path(args.out) / tag / f"{guide}-s{seed}"
-            record = out / "completion.json"
-            result = json.loads(record.read_text()) if record.exists() else {}
-            if "train_seconds" not in result:
-                started = time.perf_counter()
-                train(TrainConfig(
-                    model="def", data="reuters", guide=guide, objective=objective, latent_dims=tuple(args.latent_dims),
-                    model_args={"families": families}, particles=args.particles, batch_size=315, lr=0.05,
-                    epochs=args.steps, eval_every=0, progress=False, seed=seed, out=str(out), device="cpu",
-                ))
-                metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip()]
-                result = {"train_seconds": time.perf_counter() - started,
-                          "training_bound": statistics.mean(m["train_bound"] for m in metrics[-20:])}
-            run = Run.load(out)
-            for steps, lr in args.completion:
-                key = f"{steps}x{lr}x{args.completion_particles}"
-                if key not in result:
-                    result[key] = [
-                        document_completion(run.model, run.guide, test.x, steps=steps, lr=lr, seed=c,
-                                            particles=args.completion_particles)["perplexity"]
-                        for c in (0, 1)
-                    ]
-                    record.write_text(json.dumps(result, indent=1))
-            record.write_text(json.dumps(result, indent=1))
-            print(guide, seed, json.dumps(result), flush=True)
-            rows.append((guide, seed, result))
+    args.families = families * len(args.latent_dims) if len(families) == 1 else families
+    args.objective = "elbo" if set(args.families) == {"gamma"} else "tracegraph_elbo"
+
+    tag = f"{'-'.join(map(str, args.latent_dims))}-{'-'.join(args.families)}-p{args.particles}"
+    splits = {"valid": (load("reuters", "valid"), (0,)), "test": (load("reuters", "test"), tuple(args.test_seeds))}
+    bound_splits = {"train": load("reuters", "train").x[:40], "valid": splits["valid"][0].x}
+    runs = [
+        (guide, seed, _train_and_complete(args, guide, seed, Path(args.out) / tag / f"{guide}-s{seed}", splits, bound_splits))
+        for seed in args.seeds
+        for guide in args.guides.split(",")
+    ]
 
     keys = [f"{steps}x{lr}x{args.completion_particles}" for steps, lr in args.completion]
-    print(f"\nreuters, DEF {tag} ({objective}), completion with {args.completion_particles} particle(s)\n")
-    print("| guide | seed | training bound | " + " | ".join(f"{k.rsplit('x', 1)[0].replace('x', ' × ')}" for k in keys)
-          + " | train s |")
-    print("|---|---:|---:|" + "---|" * len(keys) + "---:|")
-    for guide, seed, result in rows:
-        cells = " | ".join(" / ".join(f"{v:,.0f}" for v in result[k]) for k in keys)
-        print(f"| {guide} | {seed} | {result['training_bound']:.1f} | {cells} | {result['train_seconds']:.0f} |")
+    names = [key.rsplit("x", 1)[0].replace("x", " × ") for key in keys]
+    print(f"\nreuters, DEF {tag} ({args.objective}), completion with {args.completion_particles} particle(s); "
+          "bounds in nats per document (refitted: whole documents, first completion setting); perplexity: "
+          f"validation (completion seed 0) | test (completion seeds {' / '.join(map(str, args.test_seeds))})\n")
+    print("| guide | seed | steps | training bound | refitted: train | valid | gap | "
+          + " | ".join(f"{n}: valid | test" for n in names) + " |")
+    print("|---|---:|---:|---:|---:|---:|---:|" + "---:|---|" * len(keys))
+    for guide, seed, records in runs:
+        for stage, record in sorted(records.items()):
+            cells = " | ".join(
+                f"{record[k]['valid'][0]:,.0f} | " + " / ".join(f"{v:,.0f}" for v in record[k]["test"]) for k in keys
+            )
+            bound = record["bound"]
+            print(f"| {guide} | {seed} | {stage} | {record['training_bound']:.1f} | {bound['train']:.1f} | "
+                  f"{bound['valid']:.1f} | {bound['train'] - bound['valid']:.1f} | {cells} |")
+    print(f"\nthe stage of lowest validation perplexity ({names[0]}) and its test perplexity, mean of completion seeds\n")
+    print("| guide | seed | steps | valid | test |")
+    print("|---|---:|---:|---:|---:|")
+    for guide, seed, records in runs:
+        stage = min(records, key=lambda s: records[s][keys[0]]["valid"][0])
+        chosen = records[stage][keys[0]]
+        print(f"| {guide} | {seed} | {stage} | {chosen['valid'][0]:,.0f} | {statistics.mean(chosen['test']):,.0f} |")
 
 
 if __name__ == "__main__":

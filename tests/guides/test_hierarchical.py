@@ -21,7 +21,7 @@ from pyro_deepvi import GUIDES
 from pyro_deepvi.data import Dataset
 from pyro_deepvi.evaluation import bounds, elbo_surgery
 from pyro_deepvi.evaluation.active_units import posterior_means_by_site
-from pyro_deepvi.evaluation.perplexity import document_completion
+from pyro_deepvi.evaluation.perplexity import document_completion, fit_local_factors
 from pyro_deepvi.guides.hierarchical import HierarchicalLocalGuide
 from pyro_deepvi.guides.local import _Layout
 from pyro_deepvi.importance import PARTICLES, importance_traces, log_weights, total
@@ -222,6 +222,25 @@ def test_local_hvm_trains_and_completes_documents():
     assert means["z1"].shape == (30, 6) and (means["z1"] > 0).all()
     result = document_completion(model, guide, planted_counts(10, 2), steps=20)
     assert math.isfinite(result["perplexity"]) and result["perplexity"] > 1
+
+
+def test_local_hvm_fits_new_documents_with_the_shared_networks_held_fixed():
+    """``local_guide`` copies the flows and r and holds the copies fixed: a fit to new documents moves their
+    own λ's Gaussians only (refitted to a few documents, the shared networks drift: benchmarks/README.md)."""
+    model, counts = def_toy()
+    guide = GUIDES.get("hvm_local")(model)
+    _perturb_shared_networks(guide, 0.05)
+    new = guide.local_guide(10)
+    shared = {name: p.clone() for name, p in [*new.flows.named_parameters(), *new.auxiliary_net.named_parameters()]}
+    tables = {name: p.clone() for name, p in new.named_parameters() if p.requires_grad}
+    assert tables and not any(p.requires_grad for p in [*new.flows.parameters(), *new.auxiliary_net.parameters()])
+    with torch.no_grad():
+        global_values = guide.global_means()
+    fit_local_factors(model, new, planted_counts(10, 2), global_values, steps=20, particles=2)
+    for name, p in [*new.flows.named_parameters(), *new.auxiliary_net.named_parameters()]:
+        assert torch.equal(p, shared[name]), name
+    assert all(not torch.equal(p, tables[name]) for name, p in new.named_parameters() if p.requires_grad)
+    assert all(p.requires_grad for p in guide.parameters())  # the trained guide's own networks still train
 
 
 def test_local_hvm_starts_at_the_mean_field_bound():

@@ -17,8 +17,9 @@ from pyro.infer.tracegraph_elbo import TrackNonReparam
 from pyro.ops.provenance import get_provenance
 from torch.nn.functional import softplus
 
-from pyro_deepvi import GUIDES
+from pyro_deepvi import GUIDES, TrainConfig, load
 from pyro_deepvi.data import Dataset
+from pyro_deepvi.engine import Trainer
 from pyro_deepvi.evaluation import bounds, elbo_surgery
 from pyro_deepvi.evaluation.active_units import posterior_means_by_site
 from pyro_deepvi.evaluation.perplexity import document_completion, fit_local_factors
@@ -445,3 +446,25 @@ def test_oracle_hvm_is_tighter_than_mean_field_and_approaches_log_likelihood():
     assert exact - diag_bound > 1.0
     assert hvm_bound < exact
     assert exact - hvm_bound < 0.4 * (exact - diag_bound)
+
+
+@pytest.mark.slow
+def test_hvm_local_completes_reuters_better_than_the_mean_field_early_in_training(tmp_path):
+    """Ranganath, Tran & Blei (2016): an HVM over a Poisson DEF lowers held-out perplexity against the
+    mean field of the same model. With leave-one-out control variates (4 particles) and 500 full-batch
+    steps of the Poisson DEF 100-30 (about 8 minutes per guide on one core), `hvm_local` completes the 40
+    test documents of reuters 15-16 % better on two training seeds (benchmarks/README.md: 2,089 against
+    2,467 and 2,051 against 2,446). By 1,500 steps the mean field catches up; this test holds the early lead."""
+    test = load("reuters", "test").x
+    perplexities = {}
+    for guide in ["local", "hvm_local"]:
+        config = TrainConfig(
+            model="def", data="reuters", guide=guide, objective="tracegraph_elbo", latent_dims=(100, 30),
+            model_args={"families": ["poisson", "poisson"]}, particles=4, epochs=500, batch_size=315, lr=0.05,
+            eval_every=0, progress=False, device="cpu", seed=0, out=str(tmp_path / guide),
+        )
+        components = Trainer(config).fit().components
+        perplexities[guide] = document_completion(
+            components.model, components.guide, test, steps=1000, lr=0.03, particles=4
+        )["perplexity"]
+    assert perplexities["hvm_local"] < 0.92 * perplexities["local"], perplexities

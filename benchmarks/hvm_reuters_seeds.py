@@ -5,10 +5,11 @@ and ``hvm_local`` guides for each training seed. At each of ``--stages`` (traini
 the 40 validation documents (completion seed 0) and the 40 test documents (``--test-seeds``, 0 and 1)
 with each (steps, Adam step) of ``--completion`` (``pyro_deepvi.evaluation.document_completion``), and
 reports the test perplexity at the stage whose validation perplexity is lowest: early stopping, the
-same rule for both guides. It also fits the bound of whole documents under the learned globals
+same rule for both guides. It also refits the bound of whole documents under the learned globals
 (``held_out_bound``, first completion setting, 100 draws) to the first 40 training documents and to the
-validation documents: their difference is the generalization gap of the globals. Gamma-only DEFs train with ``elbo``; a DEF with Poisson or Bernoulli layers
-with ``tracegraph_elbo``, whose sites get the leave-one-out baseline when ``--particles`` ≥ 2.
+validation documents, and prints their difference. Gamma-only DEFs train with ``elbo``; a DEF with
+Poisson or Bernoulli layers with ``tracegraph_elbo``, whose sites get the leave-one-out baseline when
+``--particles`` ≥ 2.
 
 Writes ``<out>/<tag>/<guide>-s<seed>/stages.json`` (reused: a finished stage is not recomputed; the
 run directory beside it holds the last stage's checkpoint) and prints two markdown tables: every
@@ -49,17 +50,16 @@ def _settings(text):
 def _train_and_complete(args, guide, seed, out, splits, bound_splits):
     """Train ``guide``'s run to each stage, complete ``splits`` and bound ``bound_splits`` there:
     {stage: record}, saved as it goes."""
-    families = args.families
     record_path = out / "stages.json"
     records = json.loads(record_path.read_text()) if record_path.exists() else {}
     config = TrainConfig(
         model="def", data="reuters", guide=guide, objective=args.objective, latent_dims=tuple(args.latent_dims),
-        model_args={"families": families}, particles=args.particles, batch_size=315, lr=0.05,
+        model_args={"families": args.families}, particles=args.particles, batch_size=315, lr=0.05,
         epochs=max(args.stages), eval_every=0, progress=False, seed=seed, out=str(out), device="cpu",
     )
+    keys = [f"{steps}x{lr}x{args.completion_particles}" for steps, lr in args.completion]
     trainer = None
     for stage in args.stages:
-        keys = [f"{steps}x{lr}x{args.completion_particles}" for steps, lr in args.completion]
         record = records.get(str(stage), {})
         if all(key in record for key in [*keys, "bound"]):
             continue
@@ -71,8 +71,8 @@ def _train_and_complete(args, guide, seed, out, splits, bound_splits):
         metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip()]
         record["training_bound"] = statistics.mean(m["train_bound"] for m in metrics[max(0, stage - 20) : stage])
         model, variational = trainer.components.model, trainer.components.guide
-        for (steps, lr), key in zip(args.completion, keys):
-            with module_local_params():
+        with module_local_params():
+            for (steps, lr), key in zip(args.completion, keys):
                 record[key] = {
                     split: [
                         document_completion(model, variational, data.x, steps=steps, lr=lr, seed=c,
@@ -81,8 +81,7 @@ def _train_and_complete(args, guide, seed, out, splits, bound_splits):
                     ]
                     for split, (data, completion_seeds) in splits.items()
                 }
-        steps, lr = args.completion[0]
-        with module_local_params():
+            steps, lr = args.completion[0]
             record["bound"] = {
                 split: float(held_out_bound(model, variational, x, steps, lr, args.completion_particles).mean())
                 for split, x in bound_splits.items()

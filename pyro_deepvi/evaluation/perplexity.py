@@ -17,8 +17,7 @@ on its ELBO). For LDA (:func:`lda_perplexity`), p(w | x^obs_d) = Σ_k θ_{d,k} �
 θ_d inferred from x^obs_d by the ``lda`` package.
 
 :func:`held_out_bound` is the companion diagnostic: the ELBO of whole documents under the
-learned globals, the same number for training and held-out documents (their difference is
-the generalization gap of what the globals learned).
+learned globals, computed the same way for training and held-out documents.
 """
 
 import numpy as np
@@ -98,6 +97,15 @@ def fit_local_factors(
     return local_guide
 
 
+def _fit_with_globals_fixed(model, guide, rows, global_values, steps, lr, particles):
+    """``(global_values, local_guide)``: the globals (the guide's means unless given) and the
+    guide's local factors for ``rows``, fitted with those globals fixed."""
+    with torch.no_grad():
+        global_values = guide.global_means() if global_values is None else global_values
+    local_guide = fit_local_factors(model, guide.local_guide(len(rows)), rows, global_values, steps, lr, particles)
+    return global_values, local_guide
+
+
 def document_completion(
     model, guide, counts, held_out=0.5, steps=COMPLETION_STEPS, lr=COMPLETION_LR, seed=0, global_values=None, particles=1
 ):
@@ -115,10 +123,8 @@ def document_completion(
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         pyro.set_rng_seed(seed)
         observed, held = split_tokens(counts, held_out, seed)
-        with torch.no_grad():
-            global_values = guide.global_means() if global_values is None else global_values
-        local_guide = fit_local_factors(
-            model, guide.local_guide(len(counts)), observed, global_values, steps, lr, particles
+        global_values, local_guide = _fit_with_globals_fixed(
+            model, guide, observed, global_values, steps, lr, particles
         )
         with torch.no_grad():
             probs = model.word_probabilities(global_values, local_guide.local_means())
@@ -136,7 +142,8 @@ def held_out_bound(
     local factors (``guide.local_guide``: mean field, or the hierarchical guide's, whose λ_d and
     r(λ_d | z_d) enter as in training) fitted afresh to all of x_d by :func:`fit_local_factors`;
     the expectation by ``draws`` draws. Computed the same way for training documents and for
-    held-out ones, the two means differ by how much W̄ fits the training documents only.
+    held-out ones, the two means compare how well W̄ explains each (with the same fit, so a fit
+    that falls short lowers both).
 
     :param torch.Tensor counts: [D, V] documents.
     :returns: a [D] tensor of bounds, nats per document.
@@ -144,11 +151,7 @@ def held_out_bound(
     device = counts.device
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         pyro.set_rng_seed(seed)
-        with torch.no_grad():
-            global_values = guide.global_means() if global_values is None else global_values
-        local_guide = fit_local_factors(
-            model, guide.local_guide(len(counts)), counts, global_values, steps, lr, particles
-        )
+        global_values, local_guide = _fit_with_globals_fixed(model, guide, counts, global_values, steps, lr, particles)
         conditioned = poutine.condition(model.model, data=global_values)
         kwargs = {"x": counts}
         with torch.no_grad(), pyro.validation_enabled(False):

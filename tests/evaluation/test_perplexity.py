@@ -72,7 +72,6 @@ def test_lda_completes_documents_of_two_topics():
     assert 4.5 < value < 5.5
 
 
-
 def _one_bernoulli_layer():
     """One Bernoulli layer of 2 units over 6 words, 3 documents of a data set of 10 (the data plate's
     N / B = 10/3 must not enter a per-document bound), W0 fixed; and log p(x_d, z) at z's 4 values [4, 3]."""

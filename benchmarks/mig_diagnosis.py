@@ -44,7 +44,6 @@ from pathlib import Path
 import pyro
 import pyro.distributions as dist
 import torch
-from pyro.poutine.util import prune_subsample_sites
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -52,6 +51,8 @@ import pyro_deepvi  # noqa: E402
 from _common import load_average  # noqa: E402
 from pyro_deepvi.data.shapes import FACTOR_SIZES  # noqa: E402
 from pyro_deepvi.evaluation import encoder_mutual_information_gap  # noqa: E402
+from pyro_deepvi.evaluation.batches import seeded_batches  # noqa: E402
+from pyro_deepvi.evaluation.surgery import _guide_distributions  # noqa: E402
 from pyro_deepvi.objectives.total_correlation import decompose  # noqa: E402
 
 
@@ -62,32 +63,35 @@ def encodings(run_dir, batch_size=500):
     guide = components.eval().guide
     data = config.load_data("train")
     locs, scales = [], []
-    for start in range(0, len(data), batch_size):
-        batch = data.batch(torch.arange(start, min(start + batch_size, len(data))))
-        batch.pop("index")
-        trace = prune_subsample_sites(pyro.poutine.trace(guide).get_trace(**batch))
-        (base,) = [site["fn"].base_dist for site in trace.nodes.values() if site["type"] == "sample"]
-        locs.append(base.loc.reshape(len(batch["x"]), -1))
-        scales.append(base.scale.reshape(len(batch["x"]), -1))
+    for batch in seeded_batches(data, batch_size, seed=0):
+        size = len(batch["x"])
+        (fn,) = _guide_distributions(guide, batch, size).values()
+        locs.append(fn.base_dist.loc.reshape(size, -1))
+        scales.append(fn.base_dist.scale.reshape(size, -1))
     return data, torch.cat(locs).double(), torch.cat(scales).double()
 
 
-def log_aggregate(z, loc, scale, chunk=25):
-    """Exact log q(z_i) and Σ_d log q(z_{i,d}) of draws z [M, D] under the mixture of all N encodings."""
+def draw(loc, scale, rows, generator):
+    """One draw z_i ~ q(z|x_i) for each sprite in ``rows``."""
+    return loc[rows] + scale[rows] * torch.randn(len(rows), loc.shape[1], generator=generator, dtype=loc.dtype)
+
+
+def component_log_probs(z, loc, scale, chunk=25):
+    """log q(z_{i,d} | x_n) of the draws z [M, D] against all N encodings, ``chunk`` draws at a time: [c, N, D]."""
     base = dist.Normal(loc, scale)
-    joint, dims = [], []
     for start in range(0, len(z), chunk):
-        lp = base.log_prob(z[start : start + chunk, None, :])  # [c, N, D]
-        joint.append(torch.logsumexp(lp.sum(-1), 1))
-        dims.append(torch.logsumexp(lp, 1).sum(-1))
-    log_n = math.log(len(loc))
-    return torch.cat(joint) - log_n, torch.cat(dims) - log_n * loc.shape[1]
+        yield base.log_prob(z[start : start + chunk, None, :])
 
 
 def exact_decomposition(loc, scale, rows, generator):
     """Exact (MI, TC, dimension-wise KL) in nats, the expectations over one draw of each sprite in ``rows``."""
-    z = loc[rows] + scale[rows] * torch.randn(len(rows), loc.shape[1], generator=generator, dtype=loc.dtype)
-    log_q, log_q_dims = log_aggregate(z, loc, scale)
+    z = draw(loc, scale, rows, generator)
+    joint, dims = [], []
+    for lp in component_log_probs(z, loc, scale):
+        joint.append(torch.logsumexp(lp.sum(-1), 1))
+        dims.append(torch.logsumexp(lp, 1).sum(-1))
+    log_n = math.log(len(loc))
+    log_q, log_q_dims = torch.cat(joint) - log_n, torch.cat(dims) - log_n * loc.shape[1]
     log_q_x = dist.Normal(loc[rows], scale[rows]).log_prob(z).sum(-1)
     log_p = dist.Normal(0.0, 1.0).log_prob(z).sum(-1)
     return tuple(float(v.mean()) for v in (log_q_x - log_q, log_q - log_q_dims, log_q_dims - log_p))
@@ -98,8 +102,8 @@ def minibatch_decomposition(loc, scale, batch_size, points, generator):
     parts = []
     for _ in range(max(1, points // batch_size)):
         rows = torch.randperm(len(loc), generator=generator)[:batch_size]
+        z = draw(loc, scale, rows, generator)
         fn = dist.Normal(loc[rows], scale[rows]).to_event(1)
-        z = fn.sample()
         parts.append(decompose(fn, z, dist.Normal(0.0, 1.0).log_prob(z).sum(-1), len(loc)))
     return tuple(sum(float(p[i]) for p in parts) / len(parts) for i in range(3))
 
@@ -109,21 +113,17 @@ def rotated(rotation, loc, scale):
     return loc @ rotation.T, (scale**2 @ (rotation.T**2)).sqrt()
 
 
-def marginal_entropy(rotation, draws, loc, scale, chunk=25):
+def marginal_entropy(rotation, draws, loc, scale):
     """Σ_j H(z'_j) of the rotated code, exact mixtures over all N encodings scored at ``draws`` [M, k]."""
     loc, scale = rotated(rotation, loc, scale)
-    z = draws @ rotation.T
-    base = dist.Normal(loc, scale)
-    total = 0.0
-    for start in range(0, len(z), chunk):
-        total = total - torch.logsumexp(base.log_prob(z[start : start + chunk, None, :]), 1).sum()
-    return total / len(z) + math.log(len(loc)) * loc.shape[1]
+    log_q_dims = sum(torch.logsumexp(lp, 1).sum() for lp in component_log_probs(draws @ rotation.T, loc, scale))
+    return math.log(len(loc)) * loc.shape[1] - log_q_dims / len(draws)
 
 
 def least_tc_rotation(loc, scale, rows, restarts, steps, generator):
     """The rotation Q of the code (loc, scale) [N, k] that minimizes its TC, and ΔTC = TC(Q) − TC(I)."""
     k = loc.shape[1]
-    draws = loc[rows] + scale[rows] * torch.randn(len(rows), k, generator=generator, dtype=loc.dtype)
+    draws = draw(loc, scale, rows, generator)
     eye = torch.eye(k, dtype=loc.dtype)
     with torch.no_grad():
         start = float(marginal_entropy(eye, draws, loc, scale))

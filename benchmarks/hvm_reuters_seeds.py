@@ -9,7 +9,9 @@ same rule for both guides. It also refits the bound of whole documents under the
 (``held_out_bound``, first completion setting, 100 draws) to the first 40 training documents and to the
 validation documents, and prints their difference. Gamma-only DEFs train with ``elbo``; a DEF with
 Poisson or Bernoulli layers with ``tracegraph_elbo``, whose sites get the leave-one-out baseline when
-``--particles`` ≥ 2.
+``--particles`` ≥ 2. ``--hvm-arg KEY=VALUE`` sets an option of ``hvm_local`` (for example
+``shared_step=0.005``, the step of its shared flows and r relative to the per-document tables); its runs
+are then kept apart under a directory that names the options.
 
 Writes ``<out>/<tag>/<guide>-s<seed>/stages.json`` (reused: a finished stage is not recomputed; the
 run directory beside it holds the last stage's checkpoint) and prints two markdown tables: every
@@ -22,6 +24,7 @@ Usage::
     python benchmarks/hvm_reuters_seeds.py --seeds 0,1,2 --stages 1500     # gamma DEF 100-30-15 (~50 min)
     python benchmarks/hvm_reuters_seeds.py --families poisson,poisson --latent-dims 100,30 --particles 4 \\
         --completion 1000x0.03 --completion-particles 4 --stages 500,1000,1500 --test-seeds 0 --seeds 0
+    python benchmarks/hvm_reuters_seeds.py ... --guides hvm_local --hvm-arg shared_step=0.005
 """
 
 import argparse
@@ -32,6 +35,7 @@ from pathlib import Path
 import torch
 
 from pyro_deepvi import TrainConfig, load
+from pyro_deepvi.cli import _key_value
 from pyro_deepvi.engine import Trainer
 from pyro_deepvi.evaluation.perplexity import document_completion, held_out_bound
 from pyro_deepvi.settings import module_local_params
@@ -54,7 +58,8 @@ def _train_and_complete(args, guide, seed, out, splits, bound_splits):
     records = json.loads(record_path.read_text()) if record_path.exists() else {}
     config = TrainConfig(
         model="def", data="reuters", guide=guide, objective=args.objective, latent_dims=tuple(args.latent_dims),
-        model_args={"families": args.families}, particles=args.particles, batch_size=315, lr=0.05,
+        model_args={"families": args.families}, guide_args=args.hvm_args if guide == "hvm_local" else None,
+        particles=args.particles, batch_size=315, lr=0.05,
         epochs=max(args.stages), eval_every=0, progress=False, seed=seed, out=str(out), device="cpu",
     )
     keys = [f"{steps}x{lr}x{args.completion_particles}" for steps, lr in args.completion]
@@ -101,6 +106,8 @@ def main(argv=None):
     p.add_argument("--families", default="gamma", help="comma-separated layer families, bottom up (default: all gamma)")
     p.add_argument("--particles", type=int, default=1, help="particles per training step (default 1)")
     p.add_argument("--guides", default="local,hvm_local")
+    p.add_argument("--hvm-arg", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
+                   help="an option of the hvm_local guide, e.g. shared_step=0.005 (repeatable)")
     p.add_argument("--completion", type=_settings, default=_settings("300x0.1,1000x0.03"),
                    help="completion settings, steps x Adam step (default 300x0.1,1000x0.03)")
     p.add_argument("--completion-particles", type=int, default=1, help="particles per completion step (default 1)")
@@ -113,14 +120,17 @@ def main(argv=None):
     families = args.families.split(",")
     args.families = families * len(args.latent_dims) if len(families) == 1 else families
     args.objective = "elbo" if set(args.families) == {"gamma"} else "tracegraph_elbo"
+    args.hvm_args = dict(args.hvm_arg) or None
 
     tag = f"{'-'.join(map(str, args.latent_dims))}-{'-'.join(args.families)}-p{args.particles}"
     splits = {"valid": (load("reuters", "valid"), (0,)), "test": (load("reuters", "test"), tuple(args.test_seeds))}
     bound_splits = {"train": load("reuters", "train").x[:40], "valid": splits["valid"][0].x}
+    options = "".join(f"-{key}={value}" for key, value in args.hvm_arg)
+    labels = {guide: guide + options if guide == "hvm_local" else guide for guide in args.guides.split(",")}
     runs = [
-        (guide, seed, _train_and_complete(args, guide, seed, Path(args.out) / tag / f"{guide}-s{seed}", splits, bound_splits))
+        (label, seed, _train_and_complete(args, guide, seed, Path(args.out) / tag / f"{label}-s{seed}", splits, bound_splits))
         for seed in args.seeds
-        for guide in args.guides.split(",")
+        for guide, label in labels.items()
     ]
 
     keys = [f"{steps}x{lr}x{args.completion_particles}" for steps, lr in args.completion]

@@ -70,7 +70,11 @@ def markdown(args, rows):
 
 
 def fit_to_fixed_model(config, model_run, overwrite=False):
-    """``eval.json`` of ``config``'s guide trained on the model of ``model_run``, which stays as trained."""
+    """``eval.json`` of ``config``'s guide trained on the model of ``model_run``, which stays as trained.
+
+    Its parameters get no gradient; a model with batch norm would still move its running statistics in
+    training mode, which this table's dlgm does not have.
+    """
     run_dir = Path(config.out)
     if overwrite and run_dir.exists():
         shutil.rmtree(run_dir)

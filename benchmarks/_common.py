@@ -108,8 +108,9 @@ def finished(run_dir, config):
     return json.loads(eval_path.read_text()).get("num_particles") == config.test_particles
 
 
-def train_once(config, overwrite=False):
-    """``eval.json`` of the run ``config`` describes: read when finished, otherwise trained (or resumed) and evaluated.
+def train_once(config, overwrite=False, train=pyro_deepvi.train):
+    """``eval.json`` of the run ``config`` describes: read when finished, otherwise trained (or resumed) and evaluated
+    by ``train(config)`` (default :func:`pyro_deepvi.train`; it returns the ``eval.json`` record).
 
     Prints which it was and, when it trained, the time its epochs took.
     """
@@ -120,7 +121,7 @@ def train_once(config, overwrite=False):
         print(f"{run_dir.name}: finished before, read {run_dir / EVAL}", flush=True)
         return json.loads((run_dir / EVAL).read_text())
     print(f"{run_dir.name}: training {config.epochs} epochs (load {load_average()}) ...", flush=True)
-    result = pyro_deepvi.train(config)
+    result = train(config)
     print(f"{run_dir.name}: done, {train_seconds(run_dir):.0f} s of training", flush=True)
     return result
 

@@ -34,19 +34,18 @@ Usage::
     python benchmarks/hvm_table.py --smoke
 """
 
-import json
-import shutil
+import functools
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
-from _common import finished, fmt, parser, start, train_once, train_seconds, write_table  # noqa: E402
-from pyro_deepvi import TrainConfig, restore  # noqa: E402
+from _common import fmt, parser, start, train_once, train_seconds, write_table  # noqa: E402
+from pyro_deepvi import TrainConfig, restore, run_lock  # noqa: E402
 from pyro_deepvi.engine import Trainer  # noqa: E402
 from pyro_deepvi.evaluation import paired_difference  # noqa: E402
-from pyro_deepvi.run_dir import EVAL, TEST_BOUNDS  # noqa: E402
+from pyro_deepvi.run_dir import TEST_BOUNDS  # noqa: E402
 
 GUIDES = ("diag", "rank_one", "iaf", "hvm")
 DEFAULT_EPOCHS = 100
@@ -69,23 +68,19 @@ def markdown(args, rows):
     return "\n".join(lines)
 
 
-def fit_to_fixed_model(config, model_run, overwrite=False):
-    """``eval.json`` of ``config``'s guide trained on the model of ``model_run``, which stays as trained.
+def fit_to_fixed_model(config, model_run):
+    """Train (or resume) ``config``'s guide on the model of ``model_run``, which stays as trained; its ``eval.json``.
 
-    Its parameters get no gradient; a model with batch norm would still move its running statistics in
-    training mode, which this table's dlgm does not have.
+    As :func:`pyro_deepvi.train`, with the run directory locked. The model's parameters get no gradient; a
+    model with batch norm would still move its running statistics in training mode, which this table's dlgm
+    does not have.
     """
-    run_dir = Path(config.out)
-    if overwrite and run_dir.exists():
-        shutil.rmtree(run_dir)
-    if finished(run_dir, config):
-        return json.loads((run_dir / EVAL).read_text())
-    trainer = Trainer(config)
-    if trainer.epoch == 0:  # a resumed run's checkpoint already holds the fixed model
-        trainer.components.model.load_state_dict(restore(model_run, config.device)[1].model.state_dict())
-    trainer.components.model.requires_grad_(False)  # no gradient, so Adam leaves it where it is
-    trainer.fit()
-    return trainer.evaluate()
+    with run_lock(config.out):
+        trainer = Trainer(config)
+        if trainer.epoch == 0:  # a resumed run's checkpoint already holds the fixed model
+            trainer.components.model.load_state_dict(restore(model_run, config.device)[1].model.state_dict())
+        trainer.components.model.requires_grad_(False)  # no gradient, so Adam leaves it where it is
+        return trainer.fit().evaluate()
 
 
 def fixed_model_markdown(args, rows):
@@ -132,7 +127,8 @@ def main(argv=None):
         fixed = []
         for guide in guides:
             run = f"fixed-{args.fixed_model}-{guide}"
-            result = fit_to_fixed_model(config(guide, run), args.out / args.fixed_model, args.overwrite)
+            fit = functools.partial(fit_to_fixed_model, model_run=args.out / args.fixed_model)
+            result = train_once(config(guide, run), args.overwrite, train=fit)
             fixed.append({"guide": guide, "run": run, "train_seconds": train_seconds(args.out / run), **result})
         table, record = table + "\n\n" + fixed_model_markdown(args, fixed), {**record, "fixed_model": fixed}
     write_table(args, table, record)

@@ -30,8 +30,8 @@ def test_fitting_a_guide_to_a_fixed_model_trains_the_guide_only(tmp_path):
     hvm_table.fit_to_fixed_model(TrainConfig(guide="hvm", epochs=1, out=str(fitted), **TINY), source)
     result = hvm_table.fit_to_fixed_model(TrainConfig(guide="hvm", epochs=4, out=str(fitted), **TINY), source)  # resumes
 
-    model = restore(source)[1].model.state_dict()
-    assert all(torch.equal(value, restore(fitted)[1].model.state_dict()[name]) for name, value in model.items())
+    model, fitted_model = (restore(run)[1].model.state_dict() for run in (source, fitted))
+    assert all(torch.equal(value, fitted_model[name]) for name, value in model.items())
     elbos = [record["train_elbo"] for record in read_metrics(fitted)]
     assert len(elbos) == 4 and elbos[-1] > elbos[0] + 0.3
     assert result == json.loads((fitted / "eval.json").read_text())
